@@ -1,0 +1,166 @@
+"""The local model registry: versions in SQLite, files beside it, in the workspace.
+
+Status changes are appended to a history table, once per real change, so the
+registry can show what mmm did to it (and a resumed worker adds nothing twice).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import sqlite_utils
+
+from core.adapters.local.artifacts import sha256_file
+from core.domain import Library, ModelVersion, VersionStatus, iso, utcnow
+from core.ports import InvalidInput, NotFound
+
+_FORMATS = {
+    Library.SKLEARN: {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle"},
+    Library.XGBOOST: {
+        ".json": "json",
+        ".ubj": "ubj",
+        ".joblib": "joblib",
+        ".pkl": "pickle",
+        ".pickle": "pickle",
+    },
+    Library.ONNX: {".onnx": "onnx"},
+}
+
+
+def artifact_format(path: Path, library: Library) -> str:
+    fmt = _FORMATS[library].get(path.suffix.lower())
+    if fmt is None:
+        allowed = ", ".join(sorted(_FORMATS[library]))
+        raise InvalidInput(f"{path}: a {library} artifact must end in one of {allowed}")
+    return fmt
+
+
+class LocalRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(root / "registry.db")
+        self.db.enable_wal()
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        if "versions" not in self.db.table_names():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS versions (name TEXT NOT NULL, version INTEGER NOT NULL, "
+                "body TEXT NOT NULL, PRIMARY KEY (name, version))"
+            )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "name TEXT, version INTEGER, at TEXT, actor TEXT, status_from TEXT, status_to TEXT)"
+            )
+
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        library: Library,
+        golden: Path | None,
+        owner: str | None,
+        actor: str,
+    ) -> ModelVersion:
+        if not artifact.is_file():
+            raise InvalidInput(f"{artifact}: no such file")
+        if golden is not None and not golden.is_file():
+            raise InvalidInput(f"{golden}: no such file")
+        fmt = artifact_format(artifact, library)
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", [name]
+            ).fetchone()
+            version = int(row[0]) + 1
+            folder = self.root / "files" / name / str(version)
+            if folder.exists():
+                shutil.rmtree(folder)  # left by a registration that crashed before its row
+            folder.mkdir(parents=True)
+            dest = folder / f"model{artifact.suffix.lower()}"
+            shutil.copyfile(artifact, dest)
+            golden_dest = None
+            if golden is not None:
+                golden_dest = folder / "golden.jsonl"
+                shutil.copyfile(golden, golden_dest)
+            mv = ModelVersion(
+                name=name,
+                version=version,
+                library=library,
+                format=fmt,
+                artifact=str(dest.relative_to(self.root)),
+                golden=str(golden_dest.relative_to(self.root)) if golden_dest else None,
+                owner=owner,
+                registry_ref=f"local:{name}/{version}",
+                created_by=actor,
+                created_at=iso(utcnow()),
+                sha256=sha256_file(dest),
+            )
+            self.db.execute(
+                "INSERT INTO versions (name, version, body) VALUES (?, ?, ?)",
+                [name, version, mv.model_dump_json()],
+            )
+        return mv
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        row = self.db.execute(
+            "SELECT body FROM versions WHERE name = ? AND version = ?", [name, version]
+        ).fetchone()
+        if row is None:
+            known = self.db.execute(
+                "SELECT MAX(version) FROM versions WHERE name = ?", [name]
+            ).fetchone()[0]
+            if known is None:
+                raise NotFound(f"model {name!r} is not registered")
+            raise NotFound(f"model {name!r} has no version {version} (latest is {known})")
+        return ModelVersion.model_validate_json(row[0])
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]:
+        sql = "SELECT body FROM versions"
+        params: list[str] = []
+        if name is not None:
+            sql += " WHERE name = ?"
+            params.append(name)
+        rows = self.db.execute(sql + " ORDER BY name, version", params).fetchall()
+        return [ModelVersion.model_validate_json(r[0]) for r in rows]
+
+    def set_status(
+        self, name: str, version: int, status: VersionStatus, actor: str
+    ) -> VersionStatus:
+        with self.db.atomic():
+            mv = self.get(name, version)
+            if mv.status is status:
+                return status
+            updated = mv.model_copy(update={"status": status})
+            self.db.execute(
+                "UPDATE versions SET body = ? WHERE name = ? AND version = ?",
+                [updated.model_dump_json(), name, version],
+            )
+            self.db.execute(
+                "INSERT INTO history (name, version, at, actor, status_from, status_to) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [name, version, iso(utcnow()), actor, mv.status.value, status.value],
+            )
+        return mv.status
+
+    def history(self, name: str, version: int | None = None) -> list[dict[str, object]]:
+        sql = "SELECT name, version, at, actor, status_from, status_to FROM history WHERE name = ?"
+        params: list[object] = [name]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(version)
+        cols = ["name", "version", "at", "actor", "from", "to"]
+        return [
+            dict(zip(cols, r, strict=True)) for r in self.db.execute(sql + " ORDER BY id", params)
+        ]
+
+    def fetch(self, mv: ModelVersion, what: str, dest: Path) -> Path:
+        rel = mv.artifact if what == "artifact" else mv.golden
+        if rel is None:
+            raise NotFound(f"{mv.name} v{mv.version} has no {what}")
+        src = self.root / rel
+        if not src.is_file():
+            raise NotFound(f"{mv.name} v{mv.version}: {what} file is missing from the registry")
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / src.name
+        shutil.copyfile(src, target)
+        return target

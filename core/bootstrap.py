@@ -1,0 +1,175 @@
+"""The one composition root: settings -> store, ports, service. Nothing connects at import."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from core.ports import ArtifactStore, CodeHost, Monitor, Notifier, Registry, Serving
+from core.spec import Settings, SpecError, load_yaml, parse_settings
+from core.store import Store
+
+if TYPE_CHECKING:
+    from core.service import Service
+
+SETTINGS_FILE = "mmm.yaml"
+
+DEFAULT_SETTINGS = """\
+# mmm workspace settings. Unknown keys are an error that names the key.
+backends:                 # each defaults to the embedded one
+  store: sqlite           # sqlite | dynamodb
+  registry: local         # local | comet
+  artifacts: local        # local | s3
+  serving: local          # local | sagemaker
+  codehost: local         # local | github
+  monitor: local          # local | cloudwatch
+aws:
+  region: us-east-1
+  endpoint_url: null      # e.g. a LocalStack or moto server; null for AWS itself
+defaults:                 # any key of the deployment file, applied to every deployment
+  gates: []
+slack:
+  users: {}               # Slack user id -> mmm identity, e.g. {U0123ABC: alice}
+policy:
+  allow_self_approval: false   # four-eyes: a requester cannot approve their own deployment
+  deployers: []           # who may deploy and retire; empty: anyone
+  approvers: {}           # per model or "team:<owner>" ("*" for all): who may approve
+  admins: []              # may retire with --force
+worker:
+  lease_s: 30
+  poll_s: 0.5
+"""
+
+
+class WorkspaceError(Exception):
+    """The workspace is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    home: Path
+    settings: Settings
+
+    @property
+    def buckets(self) -> Path:
+        return self.home / "buckets"
+
+    @property
+    def repo(self) -> Path:
+        return self.home / "repo"
+
+    @property
+    def scratch(self) -> Path:
+        return self.home / "tmp"
+
+
+@dataclass
+class Ports:
+    registry: Registry
+    artifacts: ArtifactStore
+    codehost: CodeHost
+    serving: Serving
+    monitor: Monitor
+    notifier: Notifier
+
+
+class SilentNotifier:
+    """The embedded default: the event history is the notification (the dashboard reads it)."""
+
+    def deployment_changed(self, deployment: dict[str, Any], message: str) -> None:
+        return None
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MMM_HOME") or ".mmm")
+
+
+def init_workspace(home: Path) -> tuple[Workspace, bool]:
+    """Create the workspace with the embedded backends; returns it and whether it was new."""
+    home.mkdir(parents=True, exist_ok=True)
+    settings_path = home / SETTINGS_FILE
+    created = not settings_path.exists()
+    if created:
+        settings_path.write_text(DEFAULT_SETTINGS)
+    ws = load_workspace(home)
+    for bucket in ("staging", "production", "captures", "reports", "trash"):
+        (ws.buckets / bucket).mkdir(parents=True, exist_ok=True)
+    ports = build_ports(ws)
+    ports.codehost.files()  # creates the repository with its first commit
+    build_store(ws).close()
+    return ws, created
+
+
+def load_workspace(home: Path) -> Workspace:
+    settings_path = home / SETTINGS_FILE
+    if not settings_path.exists():
+        raise WorkspaceError(f"no workspace at {home} (run `mmm init` first, or pass --home)")
+    source = str(settings_path)
+    settings = parse_settings(load_yaml(settings_path.read_text(), source), source)
+    return Workspace(home=home, settings=settings)
+
+
+def _not_here(kind: str, name: str) -> WorkspaceError:
+    return WorkspaceError(
+        f"backends.{kind}: {name} is not available in this release; use the embedded "
+        f"backend ({kind}: local{' / sqlite' if kind == 'store' else ''})"
+    )
+
+
+def build_store(ws: Workspace) -> Store:
+    if ws.settings.backends.store != "sqlite":
+        raise _not_here("store", ws.settings.backends.store)
+    from core.store.sqlite import SqliteStore
+
+    return SqliteStore(ws.home / "state.db")
+
+
+def build_ports(ws: Workspace) -> Ports:
+    b = ws.settings.backends
+    for kind in ("registry", "artifacts", "serving", "codehost", "monitor"):
+        if getattr(b, kind) != "local":
+            raise _not_here(kind, getattr(b, kind))
+    from core.adapters.local.artifacts import LocalArtifactStore
+    from core.adapters.local.codehost import LocalGitCodeHost
+    from core.adapters.local.monitor import LocalMonitor
+    from core.adapters.local.registry import LocalRegistry
+    from core.adapters.local.serving import LocalServing
+
+    artifacts = LocalArtifactStore(ws.buckets)
+    return Ports(
+        registry=LocalRegistry(ws.home / "registry"),
+        artifacts=artifacts,
+        codehost=LocalGitCodeHost(ws.repo),
+        serving=LocalServing(ws.home, resolve=artifacts.local_path),
+        monitor=LocalMonitor(ws.home),
+        notifier=SilentNotifier(),
+    )
+
+
+def build_service(home: Path, actor: str, ports: Ports | None = None) -> Service:
+    from core.service import Service
+
+    ws = load_workspace(home)
+    return Service(ws, build_store(ws), ports or build_ports(ws), actor)
+
+
+def dump_settings(settings: Settings) -> str:
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+
+
+__all__ = [
+    "Ports",
+    "SpecError",
+    "Workspace",
+    "WorkspaceError",
+    "build_ports",
+    "build_service",
+    "build_store",
+    "default_home",
+    "init_workspace",
+    "load_workspace",
+]

@@ -1,0 +1,230 @@
+"""Files mmm writes into the consuming repository for one model on one endpoint.
+
+Per endpoint and model, codegen owns exactly the paths of `managed_paths`:
+
+| path | what |
+|---|---|
+| `mmm/endpoints/<module>.py` | a typed client of the endpoint (standard library only) |
+| `deploy/<endpoint>/<model>.yaml` | the IaC description of the model and the endpoint |
+| `tests/mmm/test_<module>_golden.py` | a pytest check: the candidate reproduces the golden data |
+| `tests/mmm/golden/<endpoint>.jsonl` | the golden cases it reads |
+
+The two test paths are written only when the version has golden data. The
+output depends on the context alone (no clock, no host names), so rendering
+the same context twice gives the same bytes and an unchanged change.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from pydantic import BaseModel, ConfigDict
+
+from core.domain import Library
+from core.ports import InvalidInput
+from core.spec import DeploymentSpec
+
+__all__ = [
+    "GATEWAY_ENV",
+    "CodegenContext",
+    "endpoint_module",
+    "managed_paths",
+    "render_change",
+    "render_files",
+]
+
+GATEWAY_ENV = "MMM_GATEWAY_URL"
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
+
+_ENDPOINT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A model name becomes a file name: keep it to characters every file system and shell accept.
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class CodegenContext(BaseModel):
+    """Everything one rendering needs; the same context always renders the same files."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoint: str
+    model: str
+    version: int
+    library: Library
+    artifact_uri: str  # a local file path in the embedded default, else a URI (s3://...)
+    golden_cases_jsonl: str | None = None
+    spec: DeploymentSpec
+    deployment_id: str
+    generated_at: str  # ISO time, passed in so that output stays deterministic
+
+
+def _check_names(endpoint: str, model: str) -> None:
+    if not _ENDPOINT.match(endpoint):
+        raise InvalidInput(
+            f"endpoint {endpoint!r}: use lowercase letters, digits and dashes (at most 63)"
+        )
+    if not _MODEL.match(model) or ".." in model:
+        raise InvalidInput(
+            f"model {model!r}: a file name is made from it; use letters, digits, '.', '_' and '-'"
+        )
+
+
+def endpoint_module(endpoint: str) -> str:
+    """The Python module name of an endpoint's client: "churn-scorer" -> "churn_scorer"."""
+    name = endpoint.replace("-", "_")
+    if not name.isidentifier():  # starts with a digit
+        name = f"endpoint_{name}"
+    if keyword.iskeyword(name):
+        name = f"{name}_"
+    return name
+
+
+def _class_name(module: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in module.split("_") if part) + "Client"
+
+
+def managed_paths(endpoint: str, model: str) -> list[str]:
+    """Every repository path codegen may write for `model` on `endpoint` (retirement removes them)."""
+    _check_names(endpoint, model)
+    module = endpoint_module(endpoint)
+    return [
+        f"mmm/endpoints/{module}.py",
+        f"deploy/{endpoint}/{model}.yaml",
+        f"tests/mmm/test_{module}_golden.py",
+        f"tests/mmm/golden/{endpoint}.jsonl",
+    ]
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _py(value: Any) -> str:
+    """A Python literal of a plain value, strings double-quoted as formatters write them."""
+    if isinstance(value, str):
+        # JSON string escapes are Python string escapes too.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    raise TypeError(f"no Python literal for {type(value).__name__}")
+
+
+_PLAIN = re.compile(r"^[A-Za-z_/.][A-Za-z0-9_./-]*$")
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        # Plain only when it cannot be read back as anything else (true, null, 1.0, ...).
+        if _PLAIN.match(value) and yaml.safe_load(value) == value:
+            return value
+        return '"' + "".join(_yaml_char(c) for c in value) + '"'
+    if isinstance(value, bool | int | float) or value is None:
+        # YAML's own writer spells numbers so that YAML reads them back (1.0e-06, .inf, null).
+        text: str = yaml.safe_dump(value)
+        return text.split("\n", 1)[0]
+    raise TypeError(f"no YAML value for {type(value).__name__}")
+
+
+def _yaml_char(c: str) -> str:
+    if c in '\\"':
+        return "\\" + c
+    if " " <= c <= "~":
+        return c
+    # Everything else escaped: YAML takes line breaks beyond \n (U+0085, U+2028) literally.
+    return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+
+
+def _yaml(value: Any) -> str:
+    """A one-line YAML value: flow style for collections, keys sorted."""
+    if isinstance(value, dict):
+        items = (f"{_yaml_scalar(k)}: {_yaml(v)}" for k, v in sorted(value.items()))
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    return _yaml_scalar(value)
+
+
+def _comment(value: Any) -> str:
+    """Text safe inside a one-line comment."""
+    return " ".join(str(value).split())
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("core.codegen", "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["py"] = _py
+    env.filters["yaml"] = _yaml
+    env.filters["comment"] = _comment
+    env.filters["json"] = lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False)
+    return env
+
+
+_ENV: Environment | None = None
+
+
+def _templates() -> Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = _environment()
+    return _ENV
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _golden_text(ctx: CodegenContext) -> str | None:
+    text = ctx.golden_cases_jsonl
+    if text is None or not text.strip():
+        return None
+    return text if text.endswith("\n") else text + "\n"
+
+
+def render_files(ctx: CodegenContext) -> dict[str, str]:
+    """Repository path -> content of every file for this context (see the module doc)."""
+    client_path, iac_path, test_path, golden_path = managed_paths(ctx.endpoint, ctx.model)
+    module = endpoint_module(ctx.endpoint)
+    golden = _golden_text(ctx)
+    values: dict[str, Any] = {
+        "ctx": ctx,
+        "spec": ctx.spec,
+        "module": module,
+        "class_name": _class_name(module),
+        "library": ctx.library.value,
+        "gateway_env": GATEWAY_ENV,
+        "default_gateway_url": DEFAULT_GATEWAY_URL,
+        "timeout_s": ctx.spec.timeouts.invocation_ms / 1000,
+        "iac_path": iac_path,
+        "golden_path": golden_path if golden is not None else None,
+        "autoscaling": ctx.spec.autoscaling.model_dump() if ctx.spec.autoscaling else None,
+        "strategy": ctx.spec.strategy.model_dump(mode="json"),
+        "instance": ctx.spec.instance.model_dump(),
+        "timeouts": ctx.spec.timeouts.model_dump(),
+    }
+    templates = _templates()
+    files = {
+        client_path: templates.get_template("client.py.j2").render(values),
+        iac_path: templates.get_template("deployment.yaml.j2").render(values),
+    }
+    if golden is not None:
+        # The test finds its golden file by name; keep the two paths in one place.
+        values["golden_name"] = PurePosixPath(golden_path).name
+        files[test_path] = templates.get_template("test_golden.py.j2").render(values)
+        files[golden_path] = golden
+    return files
+
+
+def render_change(ctx: CodegenContext) -> tuple[dict[str, str], list[str]]:
+    """The files to write and the managed paths to delete (a test left from golden data now gone)."""
+    files = render_files(ctx)
+    stale = [p for p in managed_paths(ctx.endpoint, ctx.model) if p not in files]
+    return files, stale

@@ -1,0 +1,617 @@
+"""Carries out one command through the ports. Every handler is idempotent.
+
+Handlers compute what to change from the deployment's context, which the
+worker saved before running the command, so a handler run again after a crash
+computes the same change and the same "previous" state to undo to.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from core.bootstrap import Ports, Workspace
+from core.checks import check_endpoint, check_files
+from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, iso
+from core.plan import Action
+from core.ports import Change, EndpointConfig, InvalidInput, PortError, Variant
+from core.spec import Alarms, Replay, Shadow
+from core.store import Store
+from core.traffic import (
+    add_variant,
+    drain_to,
+    live_weight,
+    remove_versions,
+    shift,
+    variant_name,
+    with_shadow,
+    without_shadow,
+)
+from core.usage import code_sites
+
+
+@dataclass(frozen=True)
+class Done:
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NotYet:
+    until: datetime
+    progress: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Done | NotYet
+Handler = Callable[[Deployment, Command], Outcome]
+
+# An endpoint entry in a deployment's context: {"name", "region", "config": dict | None}
+EndpointEntry = dict[str, Any]
+
+
+def _config(entry: EndpointEntry) -> EndpointConfig | None:
+    raw = entry.get("config")
+    return EndpointConfig.model_validate(raw) if raw else None
+
+
+def _entry(name: str, region: str, config: EndpointConfig | None) -> EndpointEntry:
+    return {
+        "name": name,
+        "region": region,
+        "config": config.model_dump(mode="json") if config else None,
+    }
+
+
+class Executor:
+    def __init__(
+        self, ws: Workspace, ports: Ports, store: Store, clock: Callable[[], datetime]
+    ) -> None:
+        self.ws = ws
+        self.ports = ports
+        self.store = store
+        self.clock = clock
+        self.handlers: dict[Action, Handler] = {
+            Action.VALIDATE: self._validate,
+            Action.OPEN_CHANGE: self._open_change,
+            Action.RUN_CHECKS: self._run_checks,
+            Action.MERGE_CHANGE: self._merge_change,
+            Action.COPY_ARTIFACT: self._copy_artifact,
+            Action.SET_STATUS: self._set_status,
+            Action.CREATE_VARIANT: self._endpoint_step,
+            Action.SHIFT_TRAFFIC: self._endpoint_step,
+            Action.START_SHADOW: self._endpoint_step,
+            Action.STOP_SHADOW: self._endpoint_step,
+            Action.DRAIN_OLD: self._endpoint_step,
+            Action.REMOVE_TRAFFIC: self._endpoint_step,
+            Action.CREATE_ALARMS: self._create_alarms,
+            Action.BAKE: self._bake,
+            Action.COLLECT: self._collect,
+            Action.ANALYZE: self._analyze,
+            Action.SCAN_USAGE: self._scan_usage,
+            Action.REMOVE_ALARMS: self._remove_alarms,
+            Action.REMOVE_CODE: self._remove_code,
+            Action.TRASH_ARTIFACTS: self._trash_artifacts,
+            Action.PURGE_TRASH: self._purge_trash,
+            Action.REVERT_CHANGE: self._revert_change,
+            Action.DELETE_ARTIFACT: self._delete_artifact,
+            Action.RESTORE_ENDPOINTS: self._restore_endpoints,
+            Action.DELETE_ALARMS: self._delete_alarms,
+            Action.RESTORE_ALARMS: self._restore_alarms,
+            Action.RESTORE_ARTIFACTS: self._restore_artifacts,
+        }
+
+    def run(self, d: Deployment, cmd: Command) -> Outcome:
+        """Carry out `cmd`; raises PortError (TransientError to be retried)."""
+        return self.handlers[Action(cmd.action)](d, cmd)
+
+    # ------------------------------------------------------------ helpers
+
+    def _mv(self, d: Deployment) -> ModelVersion:
+        return self.ports.registry.get(d.model, d.version)
+
+    def _versions(self, d: Deployment) -> list[int]:
+        return [int(v) for v in d.context.get("versions", [d.version])]
+
+    def _candidate(self, d: Deployment) -> Variant:
+        return Variant(
+            name=variant_name(d.model, d.version),
+            model=d.model,
+            version=d.version,
+            library=d.context["library"],
+            artifact=d.context["artifact_production"],
+            weight=0,
+        )
+
+    def _template(self, d: Deployment, region: str) -> EndpointConfig:
+        spec = d.spec
+        return EndpointConfig(
+            name=d.endpoint,
+            region=region,
+            variants=[],
+            instance_type=spec.instance.type,
+            instance_count=spec.instance.count,
+            env=dict(spec.env),
+            invocation_timeout_ms=spec.timeouts.invocation_ms,
+        )
+
+    def _stage_key(self, d: Deployment, filename: str) -> str:
+        return f"models/{d.model}/{d.version}/{filename}"
+
+    # ------------------------------------------------------------ validate, code
+
+    def _validate(self, d: Deployment, cmd: Command) -> Outcome:
+        mv = self._mv(d)
+        cases = check_files(self.ports.registry, mv, self.ws.scratch)
+        current = {r: self.ports.serving.get_endpoint(d.endpoint, r) for r in d.regions}
+        check_endpoint(mv, d.endpoint, d.spec, current)
+        facts: dict[str, Any] = {
+            "library": mv.library.value,
+            "sha256": mv.sha256,
+            "statuses": {str(mv.version): mv.status.value},
+            "endpoints": [_entry(d.endpoint, r, c) for r, c in current.items()],
+        }
+        self.ws.scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="stage-", dir=self.ws.scratch) as tmp:
+            artifact = self.ports.registry.fetch(mv, "artifact", Path(tmp))
+            facts["artifact_staging"] = self.ports.artifacts.put(
+                "staging", self._stage_key(d, artifact.name), artifact
+            )
+            if mv.golden:
+                golden = self.ports.registry.fetch(mv, "golden", Path(tmp))
+                facts["golden_staging"] = self.ports.artifacts.put(
+                    "staging", self._stage_key(d, "golden.jsonl"), golden
+                )
+        summary = f"{d.model} v{d.version} ({mv.library}) loads; {cases} golden cases"
+        return Done({"facts": facts, "summary": summary})
+
+    def _open_change(self, d: Deployment, cmd: Command) -> Outcome:
+        from core.codegen.render import CodegenContext, render_files
+
+        golden_uri = d.context.get("golden_staging")
+        golden = self.ports.artifacts.local_path(golden_uri).read_text() if golden_uri else None
+        ctx = CodegenContext(
+            endpoint=d.endpoint,
+            model=d.model,
+            version=d.version,
+            library=d.context["library"],
+            artifact_uri=str(self.ports.artifacts.local_path(d.context["artifact_staging"])),
+            golden_cases_jsonl=golden,
+            spec=d.spec,
+            deployment_id=d.id,
+            generated_at=d.created_at,
+        )
+        change = self.ports.codehost.open_change(
+            d.id,
+            render_files(ctx),
+            [],
+            f"Deploy {d.model} v{d.version} to {d.endpoint}",
+            d.requested_by,
+        )
+        dumped = change.model_dump()
+        return Done(
+            {"change": dumped, "facts": {"change": dumped}, "summary": f"change {change.id}"}
+        )
+
+    def _change(self, d: Deployment) -> Change:
+        return Change.model_validate(d.context["change"])
+
+    def _run_checks(self, d: Deployment, cmd: Command) -> Outcome:
+        res = self.ports.codehost.run_checks(self._change(d))
+        return Done({"passed": res.passed, "summary": res.summary})
+
+    def _merge_change(self, d: Deployment, cmd: Command) -> Outcome:
+        merged = self.ports.codehost.merge(self._change(d))
+        dumped = merged.model_dump()
+        return Done(
+            {
+                "change": dumped,
+                "facts": {"change": dumped},
+                "summary": f"merged {merged.merged_sha}",
+            }
+        )
+
+    def _revert_change(self, d: Deployment, cmd: Command) -> Outcome:
+        sha = self.ports.codehost.revert(Change.model_validate(cmd.args["change"]), d.requested_by)
+        return Done({"summary": f"reverted ({sha})" if sha else "closed"})
+
+    # ------------------------------------------------------------ artifacts, registry
+
+    def _copy_artifact(self, d: Deployment, cmd: Command) -> Outcome:
+        staging = d.context["artifact_staging"]
+        name = staging.rsplit("/", 1)[-1]
+        uri = self.ports.artifacts.copy(staging, "production", self._stage_key(d, name))
+        return Done(
+            {"uri": uri, "created": True, "facts": {"artifact_production": uri}, "summary": uri}
+        )
+
+    def _referenced(self, uri: str) -> bool:
+        for config in self.ports.serving.endpoints():
+            variants = list(config.variants) + ([config.shadow.variant] if config.shadow else [])
+            if any(v.artifact == uri for v in variants):
+                return True
+        return False
+
+    def _delete_artifact(self, d: Deployment, cmd: Command) -> Outcome:
+        # Another endpoint may serve the same version from the same file: keep it then.
+        kept = [u for u in cmd.args["uris"] if self._referenced(u)]
+        for uri in cmd.args["uris"]:
+            if uri not in kept:
+                self.ports.artifacts.delete(uri)
+        return Done({"summary": f"kept {len(kept)} still in use" if kept else "deleted"})
+
+    def _set_status(self, d: Deployment, cmd: Command) -> Outcome:
+        before: dict[str, str] = dict(d.context.get("statuses", {}))
+        if "statuses" in cmd.args:  # an undo: put back what was there
+            wanted = {k: str(v) for k, v in cmd.args["statuses"].items()}
+        else:
+            wanted = {str(v): cmd.args["status"] for v in self._versions(d)}
+        for version, status in wanted.items():
+            self.ports.registry.set_status(
+                d.model, int(version), VersionStatus(status), d.requested_by
+            )
+        previous = {v: before[v] for v in wanted if before.get(v) and before[v] != wanted[v]}
+        statuses = {**before, **wanted}
+        summary = ", ".join(f"v{v} {s}" for v, s in wanted.items())
+        return Done({"previous": previous, "facts": {"statuses": statuses}, "summary": summary})
+
+    # ------------------------------------------------------------ endpoints
+
+    def _desired(
+        self, d: Deployment, action: Action, args: dict[str, Any], entry: EndpointEntry
+    ) -> EndpointConfig | None:
+        config = _config(entry)
+        name = variant_name(d.model, d.version)
+        if action is Action.CREATE_VARIANT:
+            return add_variant(config, self._candidate(d), self._template(d, entry["region"]))
+        if action is Action.REMOVE_TRAFFIC:
+            assert config is not None
+            return remove_versions(config, {variant_name(d.model, v) for v in self._versions(d)})
+        assert config is not None, f"{entry['name']} has no configuration"
+        if action is Action.SHIFT_TRAFFIC:
+            return shift(config, name, float(args["percent"]))
+        if action is Action.START_SHADOW:
+            assert isinstance(d.spec.strategy, Shadow)
+            return with_shadow(config, name, d.spec.strategy.sample_percent)
+        if action is Action.STOP_SHADOW:
+            return without_shadow(config)
+        if action is Action.DRAIN_OLD:
+            return drain_to(config, name)
+        raise ValueError(f"{action} does not change endpoints")
+
+    def _endpoint_step(self, d: Deployment, cmd: Command) -> Outcome:
+        action = Action(cmd.action)
+        before: list[EndpointEntry] = list(d.context.get("endpoints", []))
+        after: list[EndpointEntry] = []
+        changed: list[EndpointEntry] = []
+        for entry in before:
+            desired = self._desired(d, action, cmd.args, entry)
+            new = _entry(entry["name"], entry["region"], desired)
+            after.append(new)
+            if new["config"] == entry["config"]:
+                continue
+            changed.append(entry)
+            if desired is None:
+                self.ports.serving.delete(entry["name"], entry["region"])
+            else:
+                self.ports.serving.apply(desired)
+        return Done(
+            {"previous": changed, "facts": {"endpoints": after}, "summary": _weights_summary(after)}
+        )
+
+    def _restore_endpoints(self, d: Deployment, cmd: Command) -> Outcome:
+        for entry in cmd.args["previous"]:
+            config = _config(entry)
+            if config is None:
+                self.ports.serving.delete(entry["name"], entry["region"])
+            else:
+                self.ports.serving.apply(config)
+        return Done({"summary": f"restored {len(cmd.args['previous'])} endpoint(s)"})
+
+    # ------------------------------------------------------------ alarms, bake
+
+    def _create_alarms(self, d: Deployment, cmd: Command) -> Outcome:
+        variant = variant_name(d.model, d.version)
+        created = []
+        for region in d.regions:
+            names = self.ports.monitor.ensure_alarms(d.endpoint, region, variant, d.spec.alarms)
+            created.append(
+                {
+                    "endpoint": d.endpoint,
+                    "region": region,
+                    "variant": variant,
+                    "names": names,
+                    "thresholds": d.spec.alarms.model_dump(),
+                }
+            )
+        return Done(
+            {
+                "alarms": created,
+                "facts": {"alarms": created},
+                "summary": f"{sum(len(a['names']) for a in created)} alarms",
+            }
+        )
+
+    def _delete_alarms(self, d: Deployment, cmd: Command) -> Outcome:
+        for entry in cmd.args["alarms"]:
+            self.ports.monitor.delete_alarms(entry["names"], entry["region"])
+        return Done({"summary": "alarms deleted"})
+
+    def _restore_alarms(self, d: Deployment, cmd: Command) -> Outcome:
+        for entry in cmd.args["alarms"]:
+            self.ports.monitor.ensure_alarms(
+                entry["endpoint"], entry["region"], entry["variant"], Alarms(**entry["thresholds"])
+            )
+        return Done({"summary": "alarms restored"})
+
+    def _progress(self, d: Deployment, cmd: Command) -> dict[str, Any]:
+        step = cmd.key.split("/", 2)[-1]
+        return dict(d.context.get("progress", {}).get(step, {}))
+
+    def _bake(self, d: Deployment, cmd: Command) -> Outcome:
+        now = self.clock()
+        progress = self._progress(d, cmd)
+        started = datetime.fromisoformat(progress["started"]) if "started" in progress else now
+        fired = []
+        for entry in d.context.get("alarms", []):
+            for state in self.ports.monitor.evaluate(
+                entry["names"], entry["region"], since=started.timestamp()
+            ):
+                if state.firing:
+                    fired.append(state.model_dump())
+        if fired:
+            return Done({"fired": fired, "summary": f"{len(fired)} alarm(s) fired"})
+        seconds = float(cmd.args["seconds"])
+        end = started + timedelta(seconds=seconds)
+        if now >= end:
+            return Done(
+                {"fired": [], "summary": f"baked {seconds:g}s at {cmd.args['percent']}%, no alarm"}
+            )
+        poll = max(0.2, min(5.0, seconds / 20))
+        return NotYet(min(end, now + timedelta(seconds=poll)), {"started": iso(started)})
+
+    # ------------------------------------------------------------ shadow
+
+    def _shadow_variant(self, d: Deployment) -> str:
+        return variant_name(d.model, d.version)
+
+    def _pairs(self, d: Deployment) -> list[dict[str, Any]]:
+        pairs: list[dict[str, Any]] = []
+        for region in d.regions:
+            pairs += [
+                p.model_dump()
+                for p in self.ports.serving.captured(d.endpoint, region, self._shadow_variant(d))
+            ]
+        return pairs
+
+    def _collect(self, d: Deployment, cmd: Command) -> Outcome:
+        strategy = d.spec.strategy
+        assert isinstance(strategy, Shadow)
+        progress = self._progress(d, cmd)
+        now = self.clock()
+        if isinstance(strategy.traffic, Replay) and not progress.get("replayed"):
+            inputs = read_replay(Path(strategy.traffic.replay))
+            for region in d.regions:
+                self.ports.serving.replay(d.endpoint, region, inputs)
+            progress["replayed"] = len(inputs)
+        target = int(d.context.get("min_samples") or strategy.min_samples)
+        samples = len(self._pairs(d))
+        started = datetime.fromisoformat(progress["started"]) if "started" in progress else now
+        progress.update({"started": iso(started), "samples": samples, "target": target})
+        out_of_time = now >= started + timedelta(seconds=strategy.max_wait_s)
+        if samples >= target or isinstance(strategy.traffic, Replay) or out_of_time:
+            return Done({"samples": samples, "summary": f"{samples} paired predictions"})
+        return NotYet(now + timedelta(seconds=max(0.5, self.ws.settings.worker.poll_s)), progress)
+
+    def _analyze(self, d: Deployment, cmd: Command) -> Outcome:
+        from core.analysis import PairedSample, analyze
+
+        records = self._pairs(d)
+        if not records:
+            verdict: dict[str, Any] = {
+                "verdict": "inconclusive",
+                "samples": 0,
+                "summary": "no paired predictions were captured",
+                "needed_samples": None,
+            }
+        else:
+            try:
+                sample = PairedSample.from_records(records)
+            except ValueError as exc:
+                raise InvalidInput(f"captured predictions cannot be analysed: {exc}") from None
+            result = analyze(sample, d.spec.analysis)
+            verdict = result.to_public()
+            verdict["report"] = self._report(d, sample, result)
+        return Done({"analysis": verdict, "summary": str(verdict.get("summary", ""))})
+
+    def _report(self, d: Deployment, sample: Any, result: Any) -> list[str]:
+        """Charts of the analysis in the reports bucket; best effort, never fails the step."""
+        try:
+            from core.analysis import render_charts
+        except ImportError:
+            return []
+        self.ws.scratch.mkdir(parents=True, exist_ok=True)
+        uris = []
+        with tempfile.TemporaryDirectory(prefix="report-", dir=self.ws.scratch) as tmp:
+            try:
+                paths = render_charts(sample, result, Path(tmp))
+            except Exception:  # charts are a convenience: the verdict stands without them
+                return []
+            for path in paths:
+                uris.append(self.ports.artifacts.put("reports", f"{d.id}/{path.name}", path))
+        return uris
+
+    # ------------------------------------------------------------ retirement
+
+    def _scan_usage(self, d: Deployment, cmd: Command) -> Outcome:
+        versions = self._versions(d)
+        names = {variant_name(d.model, v) for v in versions}
+        affected: list[EndpointEntry] = []
+        live: list[str] = []
+        for config in self.ports.serving.endpoints():
+            mine = {v.name for v in config.variants} | (
+                {config.shadow.variant.name} if config.shadow else set()
+            )
+            if mine & names:
+                affected.append(_entry(config.name, config.region, config))
+                weight = live_weight(config, names)
+                if weight > 0:
+                    live.append(f"{config.name} ({config.region}) at {weight:g}%")
+        if live and not d.force:
+            raise InvalidInput(
+                f"{d.model} still takes live traffic on {', '.join(live)}; "
+                "deploy another version there first, or retire with --force"
+            )
+        statuses = {str(v): self.ports.registry.get(d.model, v).status.value for v in versions}
+        alarms = self._alarm_entries(d, versions)
+        deletions = self._code_deletions(d, set(versions))
+        uris = [
+            uri
+            for bucket in ("production", "staging")
+            for v in versions
+            for uri in self.ports.artifacts.list(bucket, f"models/{d.model}/{v}/")
+        ]
+        facts = {
+            "endpoints": affected,
+            "statuses": statuses,
+            "retire_alarms": alarms,
+            "code_deletions": deletions,
+            "artifact_uris": uris,
+        }
+        summary = (
+            f"{len(affected)} endpoint(s), {sum(len(a['names']) for a in alarms)} alarm(s), "
+            f"{len(deletions)} file(s), {len(uris)} artifact(s)"
+        )
+        return Done({"facts": facts, "summary": summary})
+
+    def _alarm_entries(self, d: Deployment, versions: list[int]) -> list[dict[str, Any]]:
+        """The alarms of the versions, with the thresholds they were made with (to restore them)."""
+        existing = set(self.ports.monitor.alarms("mmm-"))
+        entries = []
+        for past in self.store.recent(limit=10_000):
+            if (
+                past.kind is not Kind.DEPLOY
+                or past.model != d.model
+                or past.version not in versions
+            ):
+                continue
+            for entry in past.context.get("alarms", []):
+                names = [n for n in entry["names"] if n in existing]
+                if names:
+                    entries.append({**entry, "names": names})
+                    existing -= set(names)
+        for version in versions:  # alarms made outside any deployment mmm remembers
+            marker = f"-{variant_name(d.model, version)}-"
+            orphans = sorted(n for n in existing if marker in n)
+            if orphans:
+                entries.append(
+                    {
+                        "endpoint": "",
+                        "region": "local",
+                        "variant": variant_name(d.model, version),
+                        "names": orphans,
+                        "thresholds": Alarms().model_dump(),
+                    }
+                )
+        return entries
+
+    def _code_deletions(self, d: Deployment, versions: set[int]) -> list[str]:
+        from core.codegen.render import managed_paths
+
+        on_main = set(self.ports.codehost.files())
+        paths: list[str] = []
+        for site in code_sites(self.ports.codehost, d.model, versions):
+            endpoint = str(site.detail["endpoint"])
+            paths += [
+                p for p in managed_paths(endpoint, d.model) if p in on_main and p not in paths
+            ]
+        return paths
+
+    def _remove_alarms(self, d: Deployment, cmd: Command) -> Outcome:
+        entries = d.context.get("retire_alarms", [])
+        for entry in entries:
+            self.ports.monitor.delete_alarms(entry["names"], entry["region"])
+        return Done({"removed": entries, "summary": f"{len(entries)} alarm set(s) removed"})
+
+    def _remove_code(self, d: Deployment, cmd: Command) -> Outcome:
+        deletions = d.context.get("code_deletions", [])
+        if not deletions:
+            return Done({"summary": "no generated code on main"})
+        change = self.ports.codehost.open_change(
+            d.id, {}, deletions, f"Retire {d.model} ({', '.join(deletions)})", d.requested_by
+        )
+        checks = self.ports.codehost.run_checks(change)
+        if not checks.passed:
+            self.ports.codehost.revert(change, d.requested_by)
+            raise PortError(f"checks fail once the generated code is removed: {checks.summary}")
+        merged = self.ports.codehost.merge(change)
+        return Done({"change": merged.model_dump(), "summary": f"removed {len(deletions)} file(s)"})
+
+    def _trash_key(self, d: Deployment, uri: str) -> str:
+        return f"{d.id}/{uri.split('://', 1)[-1]}"
+
+    def _trash_artifacts(self, d: Deployment, cmd: Command) -> Outcome:
+        # Moved, not deleted, until the retirement ends: an abort can put them back.
+        moves = []
+        for uri in d.context.get("artifact_uris", []):
+            trash = self.ports.artifacts.uri("trash", self._trash_key(d, uri))
+            if self.ports.artifacts.exists(uri):
+                self.ports.artifacts.copy(uri, "trash", self._trash_key(d, uri))
+                self.ports.artifacts.delete(uri)
+            if self.ports.artifacts.exists(trash):
+                moves.append({"from": uri, "to": trash})
+        return Done({"moves": moves, "summary": f"{len(moves)} artifact(s) removed"})
+
+    def _restore_artifacts(self, d: Deployment, cmd: Command) -> Outcome:
+        for move in cmd.args["moves"]:
+            if self.ports.artifacts.exists(move["to"]):
+                bucket, key = move["from"].split("://", 1)[-1].split("/", 1)
+                self.ports.artifacts.copy(move["to"], bucket, key)
+                self.ports.artifacts.delete(move["to"])
+        return Done({"summary": f"{len(cmd.args['moves'])} artifact(s) restored"})
+
+    def _purge_trash(self, d: Deployment, cmd: Command) -> Outcome:
+        gone = [
+            self.ports.artifacts.delete(u) for u in self.ports.artifacts.list("trash", f"{d.id}/")
+        ]
+        return Done({"summary": f"purged {sum(gone)} file(s)"})
+
+
+def _weights_summary(entries: list[EndpointEntry]) -> str:
+    parts = []
+    for entry in entries:
+        config = entry.get("config")
+        if not config:
+            parts.append(f"{entry['name']}: removed")
+            continue
+        weights = ", ".join(f"{v['name']} {v['weight']:g}%" for v in config["variants"])
+        shadow = f"; shadow {config['shadow']['variant']['name']}" if config.get("shadow") else ""
+        parts.append(f"{entry['name']}: {weights}{shadow}")
+    return "; ".join(parts)
+
+
+def read_replay(path: Path) -> list[Any]:
+    """Inputs for a replayed shadow test: JSON Lines of feature vectors or {"input": ...}."""
+    if not path.is_file():
+        raise InvalidInput(f"{path}: replay file not found")
+    inputs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{path}: line {number}: not JSON ({exc.msg})") from None
+        if isinstance(item, dict):
+            if "input" not in item:
+                raise InvalidInput(
+                    f"{path}: line {number}: expected a list or an object with 'input'"
+                )
+            item = item["input"]
+        inputs.append(item)
+    if not inputs:
+        raise InvalidInput(f"{path}: replay file has no inputs")
+    return inputs

@@ -1,0 +1,3 @@
+from core.gateway.server import main
+
+main()

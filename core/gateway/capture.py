@@ -1,0 +1,205 @@
+"""Captured production/shadow pairs as JSON Lines in the `captures` bucket.
+
+Layout: `<buckets>/captures/<endpoint>/<shadow variant>/part-00001.jsonl`, at
+most `max_lines` lines a part. Each writer claims fresh part files of its own
+(exclusive create), so processes capturing the same endpoint never share a
+file, and each line goes out in one unbuffered `write`, so a stopped process
+loses no line it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.ports import CapturedPair, PortError
+
+log = logging.getLogger(__name__)
+
+CAPTURES_BUCKET = "captures"
+MAX_LINES = 10_000
+_PART = re.compile(r"^part-(\d+)\.jsonl$")
+
+
+def captures_root(home: Path) -> Path:
+    return home / "buckets" / CAPTURES_BUCKET
+
+
+def capture_dir(root: Path, endpoint: str, shadow_variant: str) -> Path:
+    return root / endpoint / shadow_variant
+
+
+def to_json(value: Any) -> Any:
+    """`json.dumps` default: numpy scalars and arrays become plain numbers and lists."""
+    for attr in ("tolist", "item"):
+        method = getattr(value, attr, None)
+        if callable(method):
+            return method()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode_pair(pair: CapturedPair, region: str) -> bytes:
+    doc = pair.model_dump(mode="python")
+    doc["region"] = region
+    return (json.dumps(doc, default=to_json, separators=(",", ":")) + "\n").encode()
+
+
+def _parts(folder: Path) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _PART.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def read_captures(
+    root: Path, endpoint: str, shadow_variant: str, region: str | None = None
+) -> Iterator[CapturedPair]:
+    """Every pair captured for the endpoint's shadow, part by part, in the order written."""
+    for _, path in _parts(capture_dir(root, endpoint, shadow_variant)):
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.endswith(b"\n"):
+                    break  # a line still being written by another process
+                try:
+                    doc = json.loads(line)
+                    if region is not None and doc.get("region", region) != region:
+                        continue
+                    yield CapturedPair.model_validate(doc)
+                except (ValueError, ValidationError) as exc:
+                    raise PortError(f"{path}:{number}: not a captured pair ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    region: str
+    endpoint: str
+    shadow_variant: str
+    pairs: list[CapturedPair]
+
+
+class _Part:
+    """An open part file this writer claimed."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        number = max((n for n, _ in _parts(folder)), default=0) + 1
+        while True:
+            path = folder / f"part-{number:05d}.jsonl"
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except FileExistsError:
+                number += 1
+                continue
+            break
+        self.path = path
+        self.lines = 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.lines += 1
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+Written = Callable[[str, str, int], None]
+
+
+class CaptureWriter:
+    """Appends pairs from any thread; one writer thread owns the files.
+
+    `write` blocks while the queue is full: the callers are mirror workers and
+    replays, never a caller's request, so back-pressure is the right answer.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        max_lines: int = MAX_LINES,
+        queue_size: int = 10_000,
+        on_written: Written | None = None,
+        on_failed: Written | None = None,
+    ) -> None:
+        if max_lines < 1:
+            raise ValueError("max_lines must be at least 1")
+        self.root = root
+        self.max_lines = max_lines
+        self._on_written = on_written
+        self._on_failed = on_failed
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=queue_size)
+        self._open: dict[tuple[str, str], _Part] = {}
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="mmm-capture", daemon=True)
+        self._thread.start()
+
+    def write(
+        self, region: str, endpoint: str, shadow_variant: str, pairs: list[CapturedPair]
+    ) -> None:
+        if self._closed:
+            raise PortError(f"{self.root}: the capture writer is closed")
+        if pairs:
+            self._queue.put(_Batch(region, endpoint, shadow_variant, pairs))
+
+    def close(self) -> None:
+        """Write everything accepted so far, then release the files."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._queue.get()) is not None:
+                self._write(batch)
+        finally:
+            for part in self._open.values():
+                part.close()
+
+    def _write(self, batch: _Batch) -> None:
+        key = (batch.endpoint, batch.shadow_variant)
+        written = failed = 0
+        for pair in batch.pairs:
+            try:
+                line = encode_pair(pair, batch.region)
+            except (TypeError, ValueError) as exc:
+                log.error("capture of %s/%s: pair %s skipped: %s", *key, pair.request_id, exc)
+                failed += 1
+                continue
+            try:
+                self._part(key).write(line)
+                written += 1
+            except OSError as exc:
+                log.error("capture of %s/%s failed: %s", *key, exc)
+                failed += 1
+                part = self._open.pop(key, None)
+                if part is not None:
+                    part.close()
+        if self._on_written is not None and written:
+            self._on_written(batch.endpoint, batch.shadow_variant, written)
+        if self._on_failed is not None and failed:
+            self._on_failed(batch.endpoint, batch.shadow_variant, failed)
+
+    def _part(self, key: tuple[str, str]) -> _Part:
+        part = self._open.get(key)
+        if part is None or part.lines >= self.max_lines:
+            if part is not None:
+                part.close()
+            part = self._open[key] = _Part(capture_dir(self.root, *key))
+        return part

@@ -1,0 +1,50 @@
+"""`mmm invoke`: one request to a gateway endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from core.ports import InvalidInput, NotFound, PortError, TransientError
+
+
+def as_body(data: Any) -> dict[str, Any]:
+    """`{"instances": ...}` as given; a list of inputs; or one input (a flat list or an object)."""
+    if isinstance(data, dict) and "instances" in data:
+        return data
+    if isinstance(data, list) and data and all(isinstance(x, list | dict) for x in data):
+        return {"instances": data}
+    if isinstance(data, list | dict):
+        return {"instances": [data]}
+    raise InvalidInput(f"--data: expected a JSON list or object, got {type(data).__name__}")
+
+
+def invoke(base_url: str, endpoint: str, data: Any, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send `data` to the endpoint; returns `{"predictions": [...], "variant": ...}`."""
+    url = f"{base_url.rstrip('/')}/endpoints/{endpoint}/invocations"
+    try:
+        response = httpx.post(url, json=as_body(data), timeout=timeout_s)
+    except httpx.ConnectError:
+        raise TransientError(
+            f"{base_url}: no gateway answers there (start one with `mmm up`)"
+        ) from None
+    except httpx.TimeoutException:
+        raise TransientError(f"{url}: no answer within {timeout_s:g} s") from None
+    except httpx.HTTPError as exc:
+        raise TransientError(f"{url}: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 200 and isinstance(body, dict):
+        return body
+    reason = body.get("error") if isinstance(body, dict) else None
+    message = f"{endpoint}: {reason or f'HTTP {response.status_code}'}"
+    if response.status_code == 404:
+        raise NotFound(message)
+    if response.status_code in (400, 413):
+        raise InvalidInput(message)
+    if response.status_code in (503, 504):
+        raise TransientError(message)
+    raise PortError(message)

@@ -1,0 +1,310 @@
+"""The gateway without HTTP: endpoint configs kept current, routing, timeouts, mirroring.
+
+The Starlette app in `core.gateway.app` only parses and renders; everything a
+request goes through lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from core.gateway.aggregates import METRICS_DB, AggregateRecorder
+from core.gateway.capture import MAX_LINES, CaptureWriter, captures_root, to_json
+from core.gateway.config_store import SERVING_DB, EndpointTable
+from core.gateway.metrics import PRODUCTION, GatewayMetrics
+from core.gateway.mirror import MirrorJob, MirrorPool
+from core.gateway.predictors import (
+    LoadedVariant,
+    Loader,
+    ModelError,
+    ModelPool,
+    Outcome,
+    Resolve,
+    call_model,
+    describe_error,
+    local_resolver,
+    timeout_message,
+)
+from core.ports import EndpointConfig, InvalidInput, PortError, Variant
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/#-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    region: str = "local"
+    seed: int | None = None  # routing and sampling draws; fixed for reproducible tests
+    resolve: Resolve | None = None  # artifact URI -> local file; default: the workspace buckets
+    loader: Loader | None = None  # default: core.runtime.load_model_cached
+    mirror_workers: int = 2
+    mirror_queue: int = 1000
+    capture_max_lines: int = MAX_LINES
+    flush_s: float = 0.5  # metrics.db
+    poll_s: float = 0.2  # serving.db, besides the check made on each request
+    drain_timeout_s: float = 10.0  # shadow work still queued at shutdown
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content: bytes
+    request_id: str
+    variant: str | None = None
+    mirror: MirrorJob | None = None  # shadow work to hand over once the caller has its answer
+
+
+def error_answer(status: int, message: str, request_id: str, variant: str | None = None) -> Answer:
+    return Answer(status, json.dumps({"error": message}).encode(), request_id, variant)
+
+
+@dataclass(frozen=True)
+class LiveEndpoint:
+    """An endpoint as served: its loaded variants and the cumulative weights for routing."""
+
+    config: EndpointConfig
+    variants: tuple[LoadedVariant, ...]  # every production variant, weight 0 included
+    routable: tuple[LoadedVariant, ...] = field(init=False)
+    cumulative: tuple[float, ...] = field(init=False)
+    shadow: LoadedVariant | None = None
+
+    def __post_init__(self) -> None:
+        routable = tuple(v for v in self.variants if v.variant.weight > 0)
+        object.__setattr__(self, "routable", routable)
+        object.__setattr__(
+            self, "cumulative", tuple(accumulate(v.variant.weight for v in routable))
+        )
+
+    def pick(self, rng: random.Random) -> LoadedVariant:
+        point = rng.random() * self.cumulative[-1]
+        index = bisect.bisect_right(self.cumulative, point)
+        return self.routable[min(index, len(self.routable) - 1)]
+
+
+def parse_instances(raw: bytes) -> list[Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict) or "instances" not in body:
+        raise InvalidInput('body must be a JSON object {"instances": [[...], ...]}')
+    instances = body["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput('"instances" must be a non-empty list of inputs')
+    return instances
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's X-Request-Id when it is usable, else a fresh one."""
+    if header is not None and _REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def describe_variant(loaded: LoadedVariant) -> dict[str, Any]:
+    return {
+        **loaded.variant.model_dump(mode="json"),
+        "loaded": loaded.predictor is not None,
+        "error": loaded.error,
+    }
+
+
+class Gateway:
+    """Serves the region's endpoints from `<home>/serving.db`."""
+
+    def __init__(self, home: Path, options: GatewayOptions | None = None) -> None:
+        self.home = home
+        self.options = opts = options or GatewayOptions()
+        self.region = opts.region
+        self._rng = random.Random(opts.seed)
+        self._pool = ModelPool(opts.resolve or local_resolver(home / "buckets"), opts.loader)
+        self._recorder = AggregateRecorder(home / METRICS_DB, opts.region, opts.flush_s)
+        self.metrics = GatewayMetrics(self._recorder)
+        self._table: EndpointTable | None = None
+        self._capture: CaptureWriter | None = None
+        self._mirror: MirrorPool | None = None
+        self._endpoints: dict[str, LiveEndpoint] = {}
+        self._revision = -1
+        self._reload_lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+        self.ready = False
+
+    # ------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        self._table = EndpointTable(self.home / SERVING_DB)
+        self._recorder.start()
+        self._capture = CaptureWriter(
+            captures_root(self.home),
+            self.options.capture_max_lines,
+            on_written=self.metrics.on_captured,
+            on_failed=self.metrics.on_capture_failed,
+        )
+        self._mirror = MirrorPool(
+            self._capture, self.metrics, self.options.mirror_workers, self.options.mirror_queue
+        )
+        await self.refresh()
+        self._poller = asyncio.create_task(self._poll())
+        self.ready = True
+
+    async def close(self) -> None:
+        """Stop polling, finish the shadow work and the captures, flush the metrics."""
+        self.ready = False
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await anyio.to_thread.run_sync(self._close_sync)
+
+    def _close_sync(self) -> None:
+        if self._mirror is not None:
+            self._mirror.close(self.options.drain_timeout_s)
+        if self._capture is not None:
+            self._capture.close()
+        self._recorder.close()
+        if self._table is not None:
+            self._table.close()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_s)
+            await self.refresh_or_keep()
+
+    # ------------------------------------------------------------ configs
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    async def refresh(self) -> None:
+        """Reload when `serving.db` changed: one small read when it did not."""
+        assert self._table is not None, "the gateway is not started"
+        if self._table.revision() != self._revision:
+            async with self._reload_lock:
+                revision, configs = self._table.snapshot(self.region)
+                if revision != self._revision:
+                    live = await anyio.to_thread.run_sync(self._load, configs)
+                    self._endpoints, self._revision = live, revision
+                    self.metrics.revision.set(revision)
+
+    async def refresh_or_keep(self) -> None:
+        """Refresh, or keep serving what is loaded when `serving.db` cannot be read now."""
+        try:
+            await self.refresh()
+        except PortError as exc:
+            log.warning("endpoint configs not refreshed: %s", exc)
+
+    def _load(self, configs: list[EndpointConfig]) -> dict[str, LiveEndpoint]:
+        live: dict[str, LiveEndpoint] = {}
+        used: list[Variant] = []
+        for config in configs:
+            variants = tuple(self._pool.load(v) for v in config.variants)
+            shadow = None if config.shadow is None else self._pool.load(config.shadow.variant)
+            live[config.name] = LiveEndpoint(config, variants, shadow)
+            used += [lv.variant for lv in variants] + ([shadow.variant] if shadow else [])
+            for loaded in (*variants, *([shadow] if shadow else [])):
+                if loaded.error:
+                    log.error("%s", loaded.error)
+        self._pool.retain(used)
+        return live
+
+    def describe(self) -> dict[str, Any]:
+        endpoints = []
+        for live in self._endpoints.values():
+            shadow = live.config.shadow
+            endpoints.append(
+                {
+                    "name": live.config.name,
+                    "region": live.config.region,
+                    "invocation_timeout_ms": live.config.invocation_timeout_ms,
+                    "variants": [describe_variant(v) for v in live.variants],
+                    "shadow": None
+                    if shadow is None or live.shadow is None
+                    else {
+                        "variant": describe_variant(live.shadow),
+                        "sample_percent": shadow.sample_percent,
+                    },
+                }
+            )
+        return {"region": self.region, "revision": self._revision, "endpoints": endpoints}
+
+    # ------------------------------------------------------------ requests
+
+    async def invoke(self, name: str, raw: bytes, request_id: str) -> Answer:
+        await self.refresh_or_keep()
+        live = self._endpoints.get(name)
+        if live is None:
+            self.metrics.rejected.labels("not_found").inc()
+            message = f"endpoint {name!r} not found in region {self.region}"
+            return error_answer(404, message, request_id)
+        try:
+            instances = parse_instances(raw)
+        except InvalidInput as exc:
+            self.metrics.rejected.labels("bad_request").inc()
+            return error_answer(400, str(exc), request_id)
+        chosen = live.pick(self._rng)
+        answer, outcome = await self._predict(live, chosen, instances, request_id)
+        shadow, mirror = live.shadow, live.config.shadow
+        if (
+            shadow is not None
+            and mirror is not None
+            and self._rng.random() * 100 < mirror.sample_percent
+        ):
+            job = MirrorJob(
+                request_id, self.region, name, instances, chosen.name, outcome, shadow,
+                live.config.invocation_timeout_ms,
+            )  # fmt: skip
+            answer = replace(answer, mirror=job)
+        return answer
+
+    def mirror(self, job: MirrorJob) -> bool:
+        """Queue shadow work; False when it was dropped (queue full or shutting down)."""
+        return self._mirror is not None and self._mirror.submit(job)
+
+    async def _predict(
+        self, live: LiveEndpoint, chosen: LoadedVariant, instances: list[Any], request_id: str
+    ) -> tuple[Answer, Outcome]:
+        timeout_ms = live.config.invocation_timeout_ms
+        start = time.perf_counter()
+        outputs: list[Any] | None = None
+        content, status, error, bad_input = b"", 200, None, False
+        try:
+            with anyio.fail_after(timeout_ms / 1000):
+                outputs = await anyio.to_thread.run_sync(
+                    call_model, chosen, instances, abandon_on_cancel=True
+                )
+            content = json.dumps(
+                {"predictions": outputs, "variant": chosen.name}, default=to_json, allow_nan=False
+            ).encode()
+        except TimeoutError:
+            status, error = 504, timeout_message(chosen.name, timeout_ms)
+        except ModelError as exc:
+            status, error, bad_input = 400 if exc.bad_input else 502, str(exc), exc.bad_input
+        except (TypeError, ValueError) as exc:  # outputs JSON cannot carry (NaN, objects)
+            status, error = 502, f"variant {chosen.name} answered badly: {describe_error(exc)}"
+            outputs = None
+        ms = (time.perf_counter() - start) * 1000
+        outcome = Outcome(outputs if error is None else None, error, ms, bad_input)
+        self.metrics.observe(live.config.name, chosen.name, PRODUCTION, outcome.ms, outcome.failed)
+        if bad_input:
+            self.metrics.rejected.labels("bad_input").inc()
+        if error is not None:
+            return error_answer(status, error, request_id, chosen.name), outcome
+        return Answer(200, content, request_id, chosen.name), outcome

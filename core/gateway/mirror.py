@@ -1,0 +1,147 @@
+"""Shadow mirroring: answer with the shadow too, pair the answers, capture the pairs.
+
+`run_mirror` is the one code path for a mirrored request, used by the
+gateway's worker threads for live traffic and by `LocalServing.replay`.
+`MirrorPool` keeps shadow work off the caller's path: a bounded queue and a
+few threads; when the queue is full the request is not mirrored (counted),
+so a slow shadow can neither grow memory nor slow production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from core.gateway.capture import CaptureWriter
+from core.gateway.metrics import SHADOW, GatewayMetrics
+from core.gateway.predictors import LoadedVariant, Outcome, predict_timed
+from core.ports import CapturedPair
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorJob:
+    """A request production answered (or failed), to be sent to the shadow."""
+
+    request_id: str
+    region: str
+    endpoint: str
+    instances: list[Any]
+    production_variant: str
+    production: Outcome
+    shadow: LoadedVariant
+    timeout_ms: float
+
+
+def pair_id(request_id: str, index: int, count: int) -> str:
+    """A request of several instances gives one pair per instance: `<id>#<index>`."""
+    return request_id if count == 1 else f"{request_id}#{index}"
+
+
+def make_pairs(job: MirrorJob, shadow: Outcome) -> list[CapturedPair]:
+    count = len(job.instances)
+    prod, shad = job.production, shadow
+    return [
+        CapturedPair(
+            request_id=pair_id(job.request_id, i, count),
+            input=instance,
+            production=None if prod.outputs is None else prod.outputs[i],
+            shadow=None if shad.outputs is None else shad.outputs[i],
+            production_variant=job.production_variant,
+            shadow_variant=job.shadow.name,
+            production_ms=prod.ms,
+            shadow_ms=shad.ms,
+            production_error=prod.error,
+            shadow_error=shad.error,
+        )
+        for i, instance in enumerate(job.instances)
+    ]
+
+
+def run_mirror(
+    job: MirrorJob, sink: CaptureWriter, metrics: GatewayMetrics | None = None
+) -> list[CapturedPair]:
+    """Ask the shadow, record its call, capture the pairs; never raises for a model fault."""
+    shadow = predict_timed(job.shadow, job.instances, job.timeout_ms)
+    if metrics is not None:
+        metrics.observe(job.endpoint, job.shadow.name, SHADOW, shadow.ms, shadow.failed)
+    pairs = make_pairs(job, shadow)
+    sink.write(job.region, job.endpoint, job.shadow.name, pairs)
+    return pairs
+
+
+class MirrorPool:
+    """Worker threads taking mirror jobs from a bounded queue."""
+
+    def __init__(
+        self,
+        sink: CaptureWriter,
+        metrics: GatewayMetrics | None = None,
+        workers: int = 2,
+        queue_size: int = 1000,
+    ) -> None:
+        self._sink = sink
+        self._metrics = metrics
+        self._queue: queue.Queue[MirrorJob | None] = queue.Queue(maxsize=queue_size)
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._run, name=f"mmm-mirror-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: MirrorJob) -> bool:
+        """Queue the job; False (and counted) when the queue is full or the pool closed."""
+        accepted = not self._closed
+        if accepted:
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                accepted = False
+        if self._metrics is not None:
+            counter = self._metrics.mirrored if accepted else self._metrics.mirror_dropped
+            counter.labels(job.endpoint, job.shadow.name).inc()
+        return accepted
+
+    def close(self, timeout_s: float = 10.0) -> int:
+        """Finish the queued jobs (waiting at most `timeout_s`); returns how many were dropped."""
+        self._closed = True
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        dropped = 0
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._queue.task_done()
+            if job is not None:
+                dropped += 1
+                if self._metrics is not None:
+                    self._metrics.mirror_dropped.labels(job.endpoint, job.shadow.name).inc()
+        for _ in self._threads:
+            # A thread still inside a slow shadow call is left behind (a daemon) at the deadline.
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=max(0.01, deadline - time.monotonic()))
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if dropped:
+            log.warning("shadow mirror stopped with %d requests not mirrored", dropped)
+        return dropped
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                run_mirror(job, self._sink, self._metrics)
+            except Exception:
+                log.exception("mirroring request %s to %s failed", job.request_id, job.shadow.name)
+            finally:
+                self._queue.task_done()

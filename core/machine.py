@@ -1,0 +1,406 @@
+"""decide(deployment, event) -> (deployment, commands): the whole life of a deployment, with no I/O.
+
+The machine walks the plan (core.plan). Each forward step issues one command;
+its result comes back as an event. Every change a command makes is written in
+the deployment's journal together with the command that undoes it, so abort,
+a fired alarm, a failed analysis or a failed step all end the same way: the
+journal is undone in reverse, one command at a time, and the deployment ends
+`aborted`, `rolled_back` or `failed` by the reason it stopped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.domain import (
+    Approval,
+    Command,
+    Deployment,
+    DeploymentState,
+    EndReason,
+    JournalEntry,
+    Kind,
+    Phase,
+    Stage,
+    iso,
+)
+from core.plan import Action, Step, deploy_plan, retire_plan
+from core.spec import Gate, Shadow
+
+
+class InvalidTransition(ValueError):
+    """The event does not apply to the deployment in its current state."""
+
+
+class EventType(StrEnum):
+    STARTED = "started"
+    STEP_STARTED = "step_started"
+    STEP_SUCCEEDED = "step_succeeded"
+    STEP_FAILED = "step_failed"
+    WAITING_APPROVAL = "waiting_approval"
+    APPROVED = "approved"
+    ABORT_REQUESTED = "abort_requested"
+    ALARM = "alarm"
+    ANALYSIS = "analysis"
+    UNDO_STARTED = "undo_started"
+    UNDO_STEP = "undo_step"
+    FINISHED = "finished"
+
+
+# ---------------------------------------------------------------- events
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+
+
+class Start(Event):
+    pass
+
+
+class Succeeded(Event):
+    command: Command
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class Failed(Event):
+    command: Command
+    error: str
+
+
+class Waiting(Event):
+    """The command is not done yet (a bake, a collection): run it again at `until`."""
+
+    command: Command
+    until: datetime
+    progress: dict[str, Any] = Field(default_factory=dict)
+
+
+class Approve(Event):
+    by: str
+    gate: str | None = None
+
+
+class Abort(Event):
+    by: str
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------- plan access
+
+
+def plan_of(d: Deployment) -> list[Step]:
+    return retire_plan() if d.kind is Kind.RETIRE else deploy_plan(d.spec)
+
+
+def current_step(d: Deployment) -> Step | None:
+    plan = plan_of(d)
+    return plan[d.step] if d.step < len(plan) else None
+
+
+# ---------------------------------------------------------------- decide
+
+
+def decide(d: Deployment, ev: Event) -> tuple[Deployment, list[Command]]:
+    """The next deployment and the commands to run. Raises InvalidTransition."""
+    d = d.model_copy(deep=True)
+    if isinstance(ev, Start):
+        return _start(d, ev)
+    if isinstance(ev, Succeeded):
+        return _succeeded(d, ev)
+    if isinstance(ev, Failed):
+        return _failed(d, ev)
+    if isinstance(ev, Waiting):
+        return _waiting(d, ev)
+    if isinstance(ev, Approve):
+        return _approve(d, ev)
+    if isinstance(ev, Abort):
+        return _abort(d, ev)
+    raise InvalidTransition(f"unknown event {type(ev).__name__}")
+
+
+def _log(d: Deployment, at: datetime, type_: EventType, **detail: Any) -> None:
+    d.events.append({"at": iso(at), "type": type_.value, **detail})
+    d.updated_at = iso(at)
+
+
+def _start(d: Deployment, ev: Start) -> tuple[Deployment, list[Command]]:
+    if d.state is not DeploymentState.QUEUED:
+        raise InvalidTransition(f"{d.id} has already started ({d.state})")
+    d.state = DeploymentState.RUNNING
+    _log(d, ev.at, EventType.STARTED)
+    return _enter(d, 0, ev.at)
+
+
+def _issue(d: Deployment, action: Action, name: str, args: dict[str, Any]) -> Command:
+    d.seq += 1
+    return Command(key=f"{d.id}/{d.seq:03d}/{name}", action=action.value, args=args)
+
+
+def _enter(d: Deployment, index: int, at: datetime) -> tuple[Deployment, list[Command]]:
+    """Move to plan step `index`: wait at a gate, issue its command, or finish."""
+    plan = plan_of(d)
+    d.wake_at = None
+    if index >= len(plan):
+        d.step = len(plan)
+        d.stage = Stage.DONE
+        d.state = DeploymentState.SUCCEEDED
+        d.pending = []
+        _log(d, at, EventType.FINISHED, state=d.state.value)
+        return d, []
+    step = plan[index]
+    d.step = index
+    d.stage = step.stage
+    if step.gate is not None:
+        return _wait_at_gate(d, step.gate, at)
+    d.state = DeploymentState.RUNNING
+    cmd = _issue(d, step.action, step.name, dict(step.args))
+    d.pending = [cmd]
+    _log(d, at, EventType.STEP_STARTED, step=step.name, stage=step.stage.value)
+    return d, [cmd]
+
+
+def _wait_at_gate(d: Deployment, gate: Gate, at: datetime) -> tuple[Deployment, list[Command]]:
+    d.state = DeploymentState.WAITING_APPROVAL
+    d.pending = []
+    d.context["gate"] = gate.value
+    _log(d, at, EventType.WAITING_APPROVAL, gate=gate.value)
+    return d, []
+
+
+def _take_pending(d: Deployment, key: str) -> bool:
+    before = len(d.pending)
+    d.pending = [c for c in d.pending if c.key != key]
+    return len(d.pending) < before
+
+
+def _is_undo(d: Deployment, key: str) -> JournalEntry | None:
+    for entry in d.journal:
+        if entry.undo is not None and entry.undo.key == key:
+            return entry
+    return None
+
+
+def _succeeded(d: Deployment, ev: Succeeded) -> tuple[Deployment, list[Command]]:
+    cmd = ev.command
+    undo_of = _is_undo(d, cmd.key)
+    was_pending = _take_pending(d, cmd.key)
+    if undo_of is not None:
+        if undo_of.undone:
+            return d, list(d.pending)  # a duplicate result
+        d.journal = [
+            e.model_copy(update={"undone": True}) if e is undo_of else e for e in d.journal
+        ]
+        _log(d, ev.at, EventType.UNDO_STEP, step=_step_name(undo_of.key), action=cmd.action)
+        return _next_undo(d, ev.at)
+    if any(e.key == cmd.key for e in d.journal) or (not was_pending and d.state.terminal):
+        return d, list(d.pending)  # a duplicate, or too late to matter
+    undo = compensation_for(d, cmd, ev.result)
+    d.journal.append(JournalEntry(key=cmd.key, action=cmd.action, undo=undo))
+    if d.phase is Phase.COMPENSATING:
+        # A forward step finished after abort was asked: undo it too.
+        return _next_undo(d, ev.at) if not d.pending else (d, list(d.pending))
+    if not was_pending:
+        return d, list(d.pending)
+    return _after_step(d, cmd, ev)
+
+
+def _step_name(key: str) -> str:
+    return key.split("/", 2)[-1]
+
+
+def _after_step(d: Deployment, cmd: Command, ev: Succeeded) -> tuple[Deployment, list[Command]]:
+    """Read a forward step's result and decide where to go."""
+    action = Action(cmd.action)
+    result = ev.result
+    summary = result.get("summary")
+    _log(
+        d,
+        ev.at,
+        EventType.STEP_SUCCEEDED,
+        step=_step_name(cmd.key),
+        **({"summary": summary} if summary else {}),
+    )
+    d.context.update(result.get("facts", {}))
+    if action is Action.RUN_CHECKS and not result.get("passed", False):
+        return _begin_undo(d, EndReason.ERROR, f"golden-data checks failed: {summary}", ev.at)
+    elif action is Action.BAKE and result.get("fired"):
+        first = result["fired"][0]
+        _log(d, ev.at, EventType.ALARM, **first)
+        message = (
+            f"alarm {first['name']} fired: {first['metric']} {first['value']:.4g} "
+            f"> {first['threshold']:.4g}"
+        )
+        return _begin_undo(d, EndReason.ALARM, message, ev.at)
+    elif action is Action.COLLECT:
+        d.context["collect_started"] = d.context.get("collect_started") or iso(ev.at)
+    elif action is Action.ANALYZE:
+        return _after_analysis(d, result, ev.at)
+    return _enter(d, d.step + 1, ev.at)
+
+
+def _after_analysis(
+    d: Deployment, result: dict[str, Any], at: datetime
+) -> tuple[Deployment, list[Command]]:
+    verdict = result.get("analysis", {})
+    d.analysis = verdict
+    kind = verdict.get("verdict")
+    _log(d, at, EventType.ANALYSIS, verdict=kind, summary=verdict.get("summary", ""))
+    if kind == "pass":
+        return _enter(d, d.step + 1, at)
+    if kind == "fail":
+        reason = f"shadow analysis failed: {verdict.get('summary', '')}".rstrip(": ")
+        return _begin_undo(d, EndReason.ANALYSIS_FAILED, reason, at)
+    strategy = d.spec.strategy
+    assert isinstance(strategy, Shadow)
+    started = datetime.fromisoformat(d.context.get("collect_started") or iso(at))
+    needed = verdict.get("needed_samples")
+    if at < started + timedelta(seconds=strategy.max_wait_s) and needed:
+        # Inconclusive: collect until the analysis says it has enough, then look again.
+        d.context["min_samples"] = int(needed)
+        collect = next(i for i, s in enumerate(plan_of(d)) if s.action is Action.COLLECT)
+        return _enter(d, collect, at)
+    # Out of time (or no estimate of what would settle it): a person decides.
+    return _wait_at_gate(d, Gate.BEFORE_PROMOTE, at)
+
+
+def _failed(d: Deployment, ev: Failed) -> tuple[Deployment, list[Command]]:
+    cmd = ev.command
+    undo_of = _is_undo(d, cmd.key)
+    was_pending = _take_pending(d, cmd.key)
+    if undo_of is not None:
+        left = [_step_name(e.key) for e in d.journal if e.undo is not None and not e.undone]
+        d.state = DeploymentState.FAILED
+        d.stage = Stage.UNDO
+        d.error = (
+            f"undo of {_step_name(undo_of.key)} failed: {ev.error}; "
+            f"still to undo by hand: {', '.join(reversed(left))}"
+        )
+        _log(d, ev.at, EventType.STEP_FAILED, step=_step_name(cmd.key), error=ev.error)
+        _log(d, ev.at, EventType.FINISHED, state=d.state.value)
+        return d, []
+    if not was_pending:
+        return d, list(d.pending)  # a stale failure of a command no longer wanted
+    _log(d, ev.at, EventType.STEP_FAILED, step=_step_name(cmd.key), error=ev.error)
+    if d.phase is Phase.COMPENSATING:
+        return _next_undo(d, ev.at)
+    return _begin_undo(d, EndReason.ERROR, f"{_step_name(cmd.key)}: {ev.error}", ev.at)
+
+
+def _waiting(d: Deployment, ev: Waiting) -> tuple[Deployment, list[Command]]:
+    if not any(c.key == ev.command.key for c in d.pending):
+        return d, list(d.pending)
+    d.wake_at = iso(ev.until)
+    if ev.progress:
+        d.context.setdefault("progress", {})[_step_name(ev.command.key)] = ev.progress
+    return d, list(d.pending)
+
+
+def _approve(d: Deployment, ev: Approve) -> tuple[Deployment, list[Command]]:
+    if d.state is not DeploymentState.WAITING_APPROVAL:
+        raise InvalidTransition(f"{d.id} is not waiting for approval (it is {d.state})")
+    gate = str(d.context.get("gate"))
+    if ev.gate is not None and ev.gate != gate:
+        raise InvalidTransition(f"{d.id} waits at gate {gate}, not {ev.gate}")
+    d.approvals.append(Approval(by=ev.by, at=iso(ev.at), gate=gate))
+    _log(d, ev.at, EventType.APPROVED, by=ev.by, gate=gate)
+    d.context.pop("gate", None)
+    return _enter(d, d.step + 1, ev.at)
+
+
+def _abort(d: Deployment, ev: Abort) -> tuple[Deployment, list[Command]]:
+    if d.state.terminal:
+        raise InvalidTransition(f"{d.id} has already ended ({d.state})")
+    if d.phase is Phase.COMPENSATING:
+        raise InvalidTransition(f"{d.id} is already being undone ({d.end_reason})")
+    _log(d, ev.at, EventType.ABORT_REQUESTED, by=ev.by, reason=ev.reason or "")
+    return _begin_undo(
+        d, EndReason.ABORTED, f"aborted by {ev.by}" + (f": {ev.reason}" if ev.reason else ""), ev.at
+    )
+
+
+def _begin_undo(
+    d: Deployment, reason: EndReason, message: str, at: datetime
+) -> tuple[Deployment, list[Command]]:
+    d.phase = Phase.COMPENSATING
+    d.end_reason = reason
+    d.error = message
+    d.context.pop("gate", None)
+    d.state = DeploymentState.RUNNING
+    _log(d, at, EventType.UNDO_STARTED, reason=reason.value, message=message)
+    if d.pending:
+        # A forward command is in flight: its result will arrive and be undone too.
+        return d, list(d.pending)
+    return _next_undo(d, at)
+
+
+def _next_undo(d: Deployment, at: datetime) -> tuple[Deployment, list[Command]]:
+    d.wake_at = None
+    for entry in reversed(d.journal):
+        if entry.undo is not None and not entry.undone:
+            d.stage = Stage.UNDO
+            d.pending = [entry.undo]
+            return d, [entry.undo]
+    assert d.end_reason is not None
+    d.pending = []
+    d.state = d.end_reason.final_state
+    d.stage = Stage.DONE
+    _log(d, at, EventType.FINISHED, state=d.state.value)
+    return d, []
+
+
+# ---------------------------------------------------------------- compensation
+
+
+_RESTORES_ENDPOINTS = {
+    Action.CREATE_VARIANT,
+    Action.SHIFT_TRAFFIC,
+    Action.START_SHADOW,
+    Action.STOP_SHADOW,
+    Action.DRAIN_OLD,
+    Action.REMOVE_TRAFFIC,
+}
+
+
+def compensation_for(d: Deployment, cmd: Command, result: dict[str, Any]) -> Command | None:
+    """The command that undoes what `cmd` changed, read from its result; None if nothing changed."""
+    action = Action(cmd.action)
+    args: dict[str, Any]
+    if action in _RESTORES_ENDPOINTS:
+        if not result.get("previous"):
+            return None
+        undo, args = Action.RESTORE_ENDPOINTS, {"previous": result["previous"]}
+    elif action in (Action.OPEN_CHANGE, Action.MERGE_CHANGE, Action.REMOVE_CODE):
+        if not result.get("change"):
+            return None
+        undo, args = Action.REVERT_CHANGE, {"change": result["change"]}
+    elif action is Action.COPY_ARTIFACT:
+        if not result.get("created"):
+            return None
+        undo, args = Action.DELETE_ARTIFACT, {"uris": [result["uri"]]}
+    elif action is Action.SET_STATUS:
+        previous = result.get("previous")
+        if not previous:
+            return None
+        undo, args = Action.SET_STATUS, {"statuses": previous}
+    elif action is Action.CREATE_ALARMS:
+        if not result.get("alarms"):
+            return None
+        undo, args = Action.DELETE_ALARMS, {"alarms": result["alarms"]}
+    elif action is Action.REMOVE_ALARMS:
+        if not result.get("removed"):
+            return None
+        undo, args = Action.RESTORE_ALARMS, {"alarms": result["removed"]}
+    elif action is Action.TRASH_ARTIFACTS:
+        if not result.get("moves"):
+            return None
+        undo, args = Action.RESTORE_ARTIFACTS, {"moves": result["moves"]}
+    else:
+        return None
+    return Command(key=f"{cmd.key}/undo", action=undo.value, args=args)

@@ -1,0 +1,263 @@
+"""The external systems mmm drives, as typed Protocols with their errors.
+
+Every adapter raises only the errors below. `TransientError` means "try the
+same call again later" (the worker retries it with backoff); any other
+`PortError` is final for that command. Every mutating call is idempotent:
+calling it twice with the same arguments leaves the same state as once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.domain import Library, ModelVersion, VersionStatus
+from core.spec import Alarms
+
+
+class PortError(Exception):
+    """A call to an external system failed for good."""
+
+
+class NotFound(PortError):
+    """The named thing does not exist."""
+
+
+class InvalidInput(PortError):
+    """The request is malformed (bad artifact, bad golden data, ...)."""
+
+
+class TransientError(PortError):
+    """A passing fault (timeout, throttling, busy): the same call may succeed later."""
+
+
+# ---------------------------------------------------------------- registry
+
+
+class Registry(Protocol):
+    """Model registry: versions, their artifacts, golden data and status."""
+
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        library: Library,
+        golden: Path | None,
+        owner: str | None,
+        actor: str,
+    ) -> ModelVersion:
+        """Add a new version; raises InvalidInput for an unreadable file."""
+        ...
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        """Raises NotFound naming the model or the version."""
+        ...
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]: ...
+
+    def set_status(
+        self, name: str, version: int, status: VersionStatus, actor: str
+    ) -> VersionStatus:
+        """Set the status; returns the previous one. A no-op when already at `status`."""
+        ...
+
+    def fetch(self, mv: ModelVersion, what: str, dest: Path) -> Path:
+        """Copy the version's `artifact` or `golden` file to `dest` (a folder); returns the file."""
+        ...
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+class ArtifactStore(Protocol):
+    """Buckets of files: `staging` holds what is registered, `production` what serves."""
+
+    def put(self, bucket: str, key: str, src: Path) -> str:
+        """Store `src` at bucket/key (no-op when the same bytes are there); returns its URI."""
+        ...
+
+    def copy(self, src_uri: str, bucket: str, key: str) -> str: ...
+
+    def get(self, uri: str, dest: Path) -> Path: ...
+
+    def exists(self, uri: str) -> bool: ...
+
+    def delete(self, uri: str) -> bool:
+        """Remove the object; returns False when it was already gone."""
+        ...
+
+    def list(self, bucket: str, prefix: str = "") -> list[str]: ...
+
+    def uri(self, bucket: str, key: str) -> str: ...
+
+    def local_path(self, uri: str) -> Path:
+        """A local file holding the object (downloaded to a cache when remote)."""
+        ...
+
+
+# ---------------------------------------------------------------- code host
+
+
+class Change(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # stable per deployment: the branch name
+    url: str
+    head: str  # commit sha of the change
+    merged_sha: str | None = None
+
+
+class CheckResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    summary: str
+    output: str = ""
+
+
+class CodeHost(Protocol):
+    """The consuming application's repository: branch, checks, merge."""
+
+    def open_change(
+        self, change_id: str, files: dict[str, str], deletions: list[str], title: str, author: str
+    ) -> Change:
+        """Commit `files` (and remove `deletions`) on a branch; reuses an open change of that id."""
+        ...
+
+    def run_checks(self, change: Change) -> CheckResult:
+        """Run the repository's tests on the change, in a clean checkout."""
+        ...
+
+    def merge(self, change: Change) -> Change:
+        """Merge into main; returns the change with `merged_sha`. A no-op when merged."""
+        ...
+
+    def revert(self, change: Change, author: str) -> str | None:
+        """Undo a merged change on main (a revert commit), or close an open one."""
+        ...
+
+    def files(self, prefix: str = "") -> list[str]:
+        """Paths on main under `prefix`."""
+        ...
+
+    def read(self, path: str) -> str | None:
+        """A file's text on main, or None when it is not there."""
+        ...
+
+
+# ---------------------------------------------------------------- serving
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # "<model>-v<version>"
+    model: str
+    version: int
+    library: Library
+    artifact: str  # URI in the production bucket
+    weight: float = Field(ge=0, le=100)  # percent of live traffic
+
+
+class ShadowConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    variant: Variant  # weight is ignored: it serves no caller
+    sample_percent: float = Field(default=100, gt=0, le=100)
+
+
+class EndpointConfig(BaseModel):
+    """What an endpoint should serve: production variants with weights, maybe a shadow."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    region: str
+    variants: list[Variant]
+    shadow: ShadowConfig | None = None
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    env: dict[str, str] = Field(default_factory=dict)
+    invocation_timeout_ms: int = 2000
+
+
+class CapturedPair(BaseModel):
+    """One request answered by both production and shadow."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    input: Any
+    production: Any
+    shadow: Any
+    production_variant: str
+    shadow_variant: str
+    production_ms: float
+    shadow_ms: float | None
+    production_error: str | None = None
+    shadow_error: str | None = None
+
+
+class Serving(Protocol):
+    """Endpoints with weighted variants and shadow mirroring."""
+
+    def get_endpoint(self, name: str, region: str) -> EndpointConfig | None: ...
+
+    def endpoints(self) -> list[EndpointConfig]: ...
+
+    def apply(self, config: EndpointConfig) -> EndpointConfig | None:
+        """Create or update the endpoint to `config`; returns the previous config or None."""
+        ...
+
+    def delete(self, name: str, region: str) -> bool: ...
+
+    def captured(self, name: str, region: str, shadow_variant: str) -> Iterator[CapturedPair]:
+        """Pairs captured while `shadow_variant` shadowed the endpoint."""
+        ...
+
+    def replay(self, name: str, region: str, inputs: list[Any]) -> int:
+        """Send `inputs` through production and the shadow; returns how many were sent."""
+        ...
+
+
+# ---------------------------------------------------------------- monitor
+
+
+class AlarmState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    metric: str
+    value: float
+    threshold: float
+    firing: bool
+
+
+class Monitor(Protocol):
+    """Alarms on an endpoint's variants, watched during bakes."""
+
+    def ensure_alarms(self, endpoint: str, region: str, variant: str, alarms: Alarms) -> list[str]:
+        """Create (or update) the variant's alarms; returns their names."""
+        ...
+
+    def delete_alarms(self, names: list[str], region: str) -> None: ...
+
+    def evaluate(
+        self, names: list[str], region: str, since: float | None = None
+    ) -> list[AlarmState]:
+        """Current state of the named alarms; `since` is a UNIX time bounding the window."""
+        ...
+
+    def alarms(self, prefix: str = "") -> list[str]: ...
+
+
+# ---------------------------------------------------------------- notifier
+
+
+class Notifier(Protocol):
+    """Tells people how a deployment is going (Slack thread; nothing locally)."""
+
+    def deployment_changed(self, deployment: dict[str, Any], message: str) -> None: ...

@@ -1,0 +1,304 @@
+"""The deployment file and the workspace settings (`mmm.yaml`): parsing and validation.
+
+Both are strict: an unknown key is an error that names it, so a typo never
+passes silently. Errors are raised as `SpecError` with one readable line:
+"<file>: <key.path>: <reason>".
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class SpecError(ValueError):
+    """A deployment file or settings file is malformed or invalid."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Gate(StrEnum):
+    """Points where a deployment waits for a person's approval."""
+
+    BEFORE_MERGE = "before_merge"
+    BEFORE_PROVISION = "before_provision"
+    BEFORE_ROLLOUT = "before_rollout"
+    BETWEEN_STEPS = "between_steps"  # blue-green: after each step but the last
+    BEFORE_PROMOTE = "before_promote"  # shadow: after analysis, before promotion
+    BEFORE_FINALIZE = "before_finalize"
+
+
+class StrategyKind(StrEnum):
+    ALL_AT_ONCE = "all-at-once"
+    BLUE_GREEN = "blue-green"
+    SHADOW = "shadow"
+
+
+def _check_steps(steps: list[int]) -> list[int]:
+    if not steps:
+        raise ValueError("needs at least one step")
+    if any(not 0 < s <= 100 for s in steps):
+        raise ValueError("each step is a traffic percent from 1 to 100")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValueError("steps must increase")
+    if steps[-1] != 100:
+        raise ValueError("the last step must be 100")
+    return steps
+
+
+class AllAtOnce(Strict):
+    kind: Literal[StrategyKind.ALL_AT_ONCE] = StrategyKind.ALL_AT_ONCE
+    bake_s: float = Field(default=0, ge=0, le=86_400)
+
+
+class BlueGreen(Strict):
+    kind: Literal[StrategyKind.BLUE_GREEN] = StrategyKind.BLUE_GREEN
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    bake_s: float = Field(default=60, ge=0, le=86_400)
+
+    _steps = field_validator("steps")(_check_steps)
+
+
+class Replay(Strict):
+    replay: str
+
+
+class Shadow(Strict):
+    kind: Literal[StrategyKind.SHADOW] = StrategyKind.SHADOW
+    sample_percent: float = Field(default=100, gt=0, le=100)
+    min_samples: int = Field(default=500, ge=1, le=10_000_000)
+    traffic: Literal["live"] | Replay = "live"
+    auto_approve: bool = False
+    then: Literal[StrategyKind.ALL_AT_ONCE, StrategyKind.BLUE_GREEN] = StrategyKind.ALL_AT_ONCE
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100])  # when then: blue-green
+    bake_s: float = Field(default=60, ge=0, le=86_400)
+    max_wait_s: float = Field(default=3600, ge=0, le=7 * 86_400)  # inconclusive: then a gate
+
+    _steps = field_validator("steps")(_check_steps)
+
+
+Strategy = Annotated[AllAtOnce | BlueGreen | Shadow, Field(discriminator="kind")]
+
+
+class Instance(Strict):
+    type: str = "ml.m5.large"
+    count: int = Field(default=1, ge=1, le=100)
+
+
+class Autoscaling(Strict):
+    min: int = Field(default=1, ge=0)
+    max: int = Field(default=1, ge=1)
+    target_invocations_per_instance: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class Timeouts(Strict):
+    startup_s: int = Field(default=600, ge=1, le=3600)
+    invocation_ms: int = Field(default=2000, ge=1, le=3_600_000)
+
+
+class Alarms(Strict):
+    """Thresholds of the alarms watched during every bake."""
+
+    error_rate: float = Field(default=0.05, ge=0, le=1)  # share of failed invocations
+    p99_latency_ms: float = Field(default=1000, gt=0)
+    min_requests: int = Field(default=20, ge=1)  # below this, no verdict on a window
+
+
+class AnalysisSpec(Strict):
+    """Tolerances of the shadow equivalence analysis (see core/analysis)."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    # regression: largest mean paired change allowed, in production standard deviations
+    mean_shift_sd: float = Field(default=0.1, gt=0)
+    # regression: largest shift of any decile, in production standard deviations
+    quantile_shift_sd: float = Field(default=0.25, gt=0)
+    # labels: smallest agreement rate allowed between production and shadow
+    min_agreement: float = Field(default=0.98, gt=0, le=1)
+    # operational: largest allowed shadow error rate above production's
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    # operational: largest allowed ratio of shadow p99 latency to production's
+    max_latency_ratio: float = Field(default=1.5, gt=0)
+
+
+_SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+_ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+class DeploymentSpec(Strict):
+    """The deployment file of CONTRACT.md. Every key is optional."""
+
+    endpoint: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    regions: list[str] = Field(default_factory=lambda: ["local"])
+    instance: Instance = Field(default_factory=Instance)
+    autoscaling: Autoscaling | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    env: dict[str, str] = Field(default_factory=dict)
+    gates: list[Gate] = Field(default_factory=list)
+    strategy: Strategy = Field(default_factory=AllAtOnce)
+    alarms: Alarms = Field(default_factory=Alarms)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    tolerance: float = Field(default=1e-6, ge=0)  # golden data: absolute numeric tolerance
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("needs at least one region")
+        if len(set(v)) != len(v):
+            raise ValueError("a region is listed twice")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        # Literal secrets would land in state, logs and generated code: only references pass.
+        for key, value in v.items():
+            if _SECRET_NAME.search(key) and not _ENV_REFERENCE.match(str(value)):
+                raise ValueError(
+                    f"{key} looks like a secret: write a reference such as ${{{key}}}, "
+                    "resolved from the environment where the model runs"
+                )
+        return v
+
+
+# ---------------------------------------------------------------- settings (mmm.yaml)
+
+
+class Backends(Strict):
+    store: Literal["sqlite", "dynamodb"] = "sqlite"
+    registry: Literal["local", "comet"] = "local"
+    artifacts: Literal["local", "s3"] = "local"
+    serving: Literal["local", "sagemaker"] = "local"
+    codehost: Literal["local", "github"] = "local"
+    monitor: Literal["local", "cloudwatch"] = "local"
+
+
+class AwsSettings(Strict):
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+
+class SlackSettings(Strict):
+    users: dict[str, str] = Field(default_factory=dict)  # Slack user id -> mmm identity
+    channel: str | None = None
+
+
+class Policy(Strict):
+    """Who may do what. Empty lists mean "anyone"."""
+
+    allow_self_approval: bool = False
+    deployers: list[str] = Field(default_factory=list)
+    # approvers per model name or per owner team ("team:<owner>"); "*" applies to all
+    approvers: dict[str, list[str]] = Field(default_factory=dict)
+    admins: list[str] = Field(default_factory=list)  # may force a retirement
+
+
+class WorkerSettings(Strict):
+    lease_s: float = Field(default=30, gt=0)
+    poll_s: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=5, ge=1)  # transient errors, with exponential backoff
+    backoff_s: float = Field(default=0.5, ge=0)
+
+
+class Settings(Strict):
+    backends: Backends = Field(default_factory=Backends)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    policy: Policy = Field(default_factory=Policy)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    # discriminated unions put the tag in the path: drop it so the key reads as written
+    for kind in StrategyKind:
+        loc = loc.replace(f".{kind.value}", "")
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    msg = msg.removeprefix("Value error, ")
+    extra = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc or '(top level)'}: {msg}{extra}"
+
+
+def load_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise SpecError(
+            f"{source}: {where}not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{source}: (top level): expected a mapping of keys, got {type(data).__name__}"
+        )
+    return data
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge two mappings; `over` wins, lists are replaced, not appended."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_deployment(data: dict[str, Any], source: str = "deployment") -> DeploymentSpec:
+    try:
+        return DeploymentSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_error(source, err)) from None
+
+
+def read_deployment_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    data = load_yaml(text, str(path))
+    parse_deployment(data, str(path))  # validate the file on its own first
+    return data
+
+
+def parse_settings(data: dict[str, Any], source: str = "mmm.yaml") -> Settings:
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise SpecError(f"{source}: defaults: expected a mapping of deployment file keys")
+    parse_deployment(defaults, f"{source}: defaults")  # unknown keys or bad values
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_error(source, err)) from None
+
+
+def deployment_schema() -> dict[str, Any]:
+    schema = DeploymentSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mmm deployment file"
+    return schema

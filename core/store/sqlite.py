@@ -1,0 +1,288 @@
+"""The Store on SQLite (sqlite-utils, WAL): one file in the workspace, shared by processes.
+
+Every write that must not half-happen runs in one `BEGIN IMMEDIATE`
+transaction, so a crash leaves either the old or the new state. Saves carry
+the revision they were read at; a stale revision raises Conflict, so two
+writers never both win.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core.domain import AuditRecord, Deployment
+from core.store import Busy, Conflict
+
+_MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+
+
+def migration(
+    fn: Callable[[sqlite_utils.Database], None],
+) -> Callable[[sqlite_utils.Database], None]:
+    _MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE deployments (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, version INTEGER NOT NULL,
+            endpoint TEXT NOT NULL, state TEXT NOT NULL, active INTEGER NOT NULL,
+            due REAL, rev INTEGER NOT NULL, body TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"""
+    )
+    db.execute("CREATE INDEX deployments_active ON deployments(active, due)")
+    db.execute(
+        "CREATE TABLE locks (name TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, by TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE leases (deployment_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+        "expires REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE commands (key TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, "
+        "result TEXT NOT NULL, at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, "
+        "actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX audit_target ON audit(target)")
+    db.execute("CREATE TABLE workers (name TEXT PRIMARY KEY, seen REAL NOT NULL)")
+
+
+def _due(d: Deployment) -> float | None:
+    """When a worker should next look at `d`: now, at `wake_at`, or never (gated, ended)."""
+    if not d.active or (not d.pending and d.state.value != "queued"):
+        return None
+    if d.wake_at:
+        return datetime.fromisoformat(d.wake_at).timestamp()
+    return 0.0
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        if self.path != ":memory:":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._write():
+            current = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for number, step in enumerate(_MIGRATIONS, start=1):
+                if number > current:
+                    step(self.db)
+                    self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front: a read-then-write never fails half-way.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ deployments
+
+    def _row(self, d: Deployment) -> dict[str, Any]:
+        return {
+            "id": d.id,
+            "kind": d.kind.value,
+            "model": d.model,
+            "version": d.version,
+            "endpoint": d.endpoint,
+            "state": d.state.value,
+            "active": int(d.active),
+            "due": _due(d),
+            "rev": d.rev,
+            "body": d.model_dump_json(),
+            "created_at": d.created_at,
+            "updated_at": d.updated_at,
+        }
+
+    def _insert_audit(self, record: AuditRecord) -> None:
+        self.db.execute(
+            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+            [record.at, record.actor, record.action, record.target, json.dumps(record.detail)],
+        )
+
+    def create(self, d: Deployment, locks: list[str], audit: AuditRecord) -> Deployment:
+        with self._write():
+            for name in locks:
+                row = self.db.execute(
+                    "SELECT l.deployment_id, l.by FROM locks l JOIN deployments d "
+                    "ON d.id = l.deployment_id WHERE l.name = ? AND d.active = 1",
+                    [name],
+                ).fetchone()
+                if row:
+                    raise Busy(name, row[0], row[1])
+                self.db.execute(
+                    "INSERT OR REPLACE INTO locks (name, deployment_id, by) VALUES (?, ?, ?)",
+                    [name, d.id, d.requested_by],
+                )
+            d = d.model_copy(update={"rev": 1})
+            row = self._row(d)
+            self.db.execute(
+                f"INSERT INTO deployments ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+            self._insert_audit(audit)
+        return d
+
+    def save(self, d: Deployment, audit: AuditRecord | None = None) -> Deployment:
+        new = d.model_copy(update={"rev": d.rev + 1})
+        row = self._row(new)
+        with self._write():
+            cur = self.db.execute(
+                "UPDATE deployments SET state=?, active=?, due=?, rev=?, body=?, updated_at=? "
+                "WHERE id=? AND rev=?",
+                [
+                    row["state"],
+                    row["active"],
+                    row["due"],
+                    row["rev"],
+                    row["body"],
+                    row["updated_at"],
+                    d.id,
+                    d.rev,
+                ],
+            )
+            if cur.rowcount != 1:
+                raise Conflict(f"{d.id} was changed by someone else (revision {d.rev} is stale)")
+            if not new.active:
+                self.db.execute("DELETE FROM locks WHERE deployment_id = ?", [d.id])
+                self.db.execute("DELETE FROM leases WHERE deployment_id = ?", [d.id])
+            if audit is not None:
+                self._insert_audit(audit)
+        return new
+
+    def _load(self, rows: list[Any]) -> list[Deployment]:
+        return [Deployment.model_validate_json(r[0]) for r in rows]
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        found = self._load(
+            self.db.execute("SELECT body FROM deployments WHERE id = ?", [deployment_id]).fetchall()
+        )
+        return found[0] if found else None
+
+    def find(self, prefix: str) -> list[Deployment]:
+        rows = self.db.execute(
+            "SELECT body FROM deployments WHERE id >= ? AND id < ? ORDER BY id",
+            [prefix, prefix + "\uffff"],
+        ).fetchall()
+        return self._load(rows)
+
+    def recent(self, active_only: bool = False, limit: int = 200) -> list[Deployment]:
+        where = "WHERE active = 1" if active_only else ""
+        rows = self.db.execute(
+            f"SELECT body FROM deployments {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return self._load(rows)
+
+    def runnable(self, now: float) -> list[str]:
+        rows = self.db.execute(
+            "SELECT id FROM deployments WHERE active = 1 AND due IS NOT NULL AND due <= ? "
+            "ORDER BY created_at",
+            [now],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def next_due(self) -> float | None:
+        row = self.db.execute(
+            "SELECT MIN(due) FROM deployments WHERE active = 1 AND due IS NOT NULL"
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    # ------------------------------------------------------------ leases
+
+    def acquire_lease(self, deployment_id: str, owner: str, ttl_s: float, now: float) -> bool:
+        with self._write():
+            cur = self.db.execute(
+                "INSERT INTO leases (deployment_id, owner, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT(deployment_id) DO UPDATE SET owner = excluded.owner, "
+                "expires = excluded.expires WHERE leases.owner = excluded.owner "
+                "OR leases.expires < ?",
+                [deployment_id, owner, now + ttl_s, now],
+            )
+            return cur.rowcount == 1
+
+    def release_lease(self, deployment_id: str, owner: str) -> None:
+        with self._write():
+            self.db.execute(
+                "DELETE FROM leases WHERE deployment_id = ? AND owner = ?", [deployment_id, owner]
+            )
+
+    # ------------------------------------------------------------ command log
+
+    def command_result(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT result FROM commands WHERE key = ?", [key]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def record_command(self, key: str, deployment_id: str, result: dict[str, Any], at: str) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT OR IGNORE INTO commands (key, deployment_id, result, at) VALUES (?, ?, ?, ?)",
+                [key, deployment_id, json.dumps(result), at],
+            )
+
+    # ------------------------------------------------------------ audit
+
+    def audit(self, record: AuditRecord) -> None:
+        with self._write():
+            self._insert_audit(record)
+
+    def audit_log(self, target: str | None = None, limit: int = 500) -> list[AuditRecord]:
+        sql = "SELECT at, actor, action, target, detail FROM audit"
+        params: list[Any] = []
+        if target:
+            sql += " WHERE target = ?"
+            params.append(target)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [
+            AuditRecord(at=r[0], actor=r[1], action=r[2], target=r[3], detail=json.loads(r[4]))
+            for r in self.db.execute(sql, params).fetchall()
+        ]
+
+    # ------------------------------------------------------------ workers
+
+    def heartbeat(self, worker: str, now: float) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT INTO workers (name, seen) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET seen = excluded.seen",
+                [worker, now],
+            )
+
+    def forget_worker(self, worker: str) -> None:
+        with self._write():
+            self.db.execute("DELETE FROM workers WHERE name = ?", [worker])
+
+    def live_workers(self, now: float, within_s: float) -> list[str]:
+        rows = self.db.execute(
+            "SELECT name FROM workers WHERE seen >= ?", [now - within_s]
+        ).fetchall()
+        return [r[0] for r in rows]

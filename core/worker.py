@@ -1,0 +1,203 @@
+"""The worker: leases a deployment, runs its pending command, feeds the result back.
+
+Order of writes, so a worker killed at any point resumes without doing
+anything twice: (1) the machine's new state, with the commands it wants run,
+is saved first; (2) a command's result is written to the command log before
+the state that consumes it; (3) handlers are idempotent for the window
+between running a command and logging its result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from core.bootstrap import Ports, Workspace
+from core.domain import AuditRecord, Command, Deployment, DeploymentState, iso, utcnow
+from core.executor import Done, Executor, NotYet
+from core.machine import Event, Failed, Start, Succeeded, Waiting, decide
+from core.ports import PortError, TransientError
+from core.store import Conflict, Store
+
+log = logging.getLogger("mmm.worker")
+
+Progress = Callable[[Deployment], None]
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        ws: Workspace,
+        store: Store,
+        ports: Ports,
+        name: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        on_change: Progress | None = None,
+    ) -> None:
+        self.ws = ws
+        self.store = store
+        self.ports = ports
+        self.name = name or worker_name()
+        self.clock = clock
+        self.sleep = sleep
+        self.on_change = on_change
+        self.settings = ws.settings.worker
+        self.executor = Executor(ws, ports, store, clock)
+
+    # ------------------------------------------------------------ state changes
+
+    def apply(self, d: Deployment, ev: Event, audit: AuditRecord | None = None) -> Deployment:
+        """decide() and save, deciding again on a fresh copy whenever someone saved first."""
+        while True:
+            new, _ = decide(d, ev)
+            try:
+                saved = self.store.save(new, audit)
+            except Conflict:
+                fresh = self.store.get(d.id)
+                assert fresh is not None
+                d = fresh
+                continue
+            self._changed(d, saved)
+            return saved
+
+    def _changed(self, before: Deployment, after: Deployment) -> None:
+        if after.events[len(before.events) :]:
+            last = after.events[-1]
+            message = str(last.get("summary") or last.get("step") or last.get("type"))
+            try:
+                self.ports.notifier.deployment_changed(after.public(), message)
+            except Exception:  # a notification never stops a deployment
+                log.warning("notifier failed for %s", after.id, exc_info=True)
+        if self.on_change is not None:
+            self.on_change(after)
+
+    # ------------------------------------------------------------ one command
+
+    def _execute(self, d: Deployment, cmd: Command) -> Event:
+        recorded = self.store.command_result(cmd.key)
+        now = self.clock()
+        if recorded is not None:
+            if "error" in recorded:
+                return Failed(at=now, command=cmd, error=recorded["error"])
+            return Succeeded(at=now, command=cmd, result=recorded["result"])
+        attempt = 0
+        while True:
+            try:
+                outcome = self.executor.run(d, cmd)
+                break
+            except TransientError as exc:
+                attempt += 1
+                if attempt >= self.settings.max_attempts:
+                    return self._failed(d, cmd, f"{exc} (gave up after {attempt} attempts)")
+                self.sleep(self.settings.backoff_s * 2 ** (attempt - 1))
+            except PortError as exc:
+                return self._failed(d, cmd, str(exc))
+            except Exception as exc:  # a bug must not leave the deployment half-done: undo it
+                log.exception("command %s failed unexpectedly", cmd.key)
+                return self._failed(d, cmd, f"internal error: {type(exc).__name__}: {exc}")
+        if isinstance(outcome, NotYet):
+            return Waiting(
+                at=self.clock(), command=cmd, until=outcome.until, progress=outcome.progress
+            )
+        assert isinstance(outcome, Done)
+        self.store.record_command(cmd.key, d.id, {"result": outcome.result}, iso(self.clock()))
+        return Succeeded(at=self.clock(), command=cmd, result=outcome.result)
+
+    def _failed(self, d: Deployment, cmd: Command, error: str) -> Event:
+        self.store.record_command(cmd.key, d.id, {"error": error}, iso(self.clock()))
+        return Failed(at=self.clock(), command=cmd, error=error)
+
+    # ------------------------------------------------------------ one deployment
+
+    def advance(self, deployment_id: str) -> Deployment | None:
+        """Run `deployment_id` as far as it can go now. None if another worker holds it."""
+        if not self._lease(deployment_id):
+            return None
+        try:
+            while True:
+                d = self.store.get(deployment_id)
+                if d is None or not d.active:
+                    return d
+                if d.state is DeploymentState.QUEUED:
+                    d = self.apply(d, Start(at=self.clock()))
+                    continue
+                if not d.pending:
+                    return d  # at a gate
+                if d.wake_at and datetime.fromisoformat(d.wake_at) > self.clock():
+                    return d
+                event = self._execute(d, d.pending[0])
+                self.apply(d, event)
+                if not self._lease(deployment_id):
+                    return self.store.get(deployment_id)
+        finally:
+            self.store.release_lease(deployment_id, self.name)
+
+    def _lease(self, deployment_id: str) -> bool:
+        return self.store.acquire_lease(
+            deployment_id, self.name, self.settings.lease_s, self.clock().timestamp()
+        )
+
+    def drive(self, deployment_id: str, timeout_s: float | None = None) -> Deployment:
+        """Advance one deployment until it ends or waits for a person (inline mode)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            d = self.advance(deployment_id)
+            if d is None:  # someone else holds it: watch instead
+                d = self.store.get(deployment_id)
+                assert d is not None
+            if not d.active or (d.state is DeploymentState.WAITING_APPROVAL and not d.pending):
+                return d
+            if deadline is not None and time.monotonic() >= deadline:
+                return d
+            self.sleep(self._pause(d))
+
+    def _pause(self, d: Deployment) -> float:
+        if d.wake_at:
+            left = datetime.fromisoformat(d.wake_at).timestamp() - self.clock().timestamp()
+            return max(0.05, min(left, self.settings.poll_s * 4))
+        return self.settings.poll_s
+
+    # ------------------------------------------------------------ many deployments
+
+    def run_once(self) -> int:
+        """Advance every deployment as far as it can go now; returns how many were advanced."""
+        self.store.heartbeat(self.name, time.time())
+        done: set[str] = set()
+        while True:
+            due = [i for i in self.store.runnable(self.clock().timestamp()) if i not in done]
+            if not due:
+                return len(done)
+            for deployment_id in due:
+                self.advance(deployment_id)
+                done.add(deployment_id)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        log.info("worker %s started", self.name)
+        try:
+            while not stop.is_set():
+                self.store.heartbeat(self.name, time.time())
+                for deployment_id in self.store.runnable(self.clock().timestamp()):
+                    if stop.is_set():
+                        break
+                    self.advance(deployment_id)
+                stop.wait(self._idle())
+        finally:
+            self.store.forget_worker(self.name)
+            log.info("worker %s stopped", self.name)
+
+    def _idle(self) -> float:
+        due = self.store.next_due()
+        if due is None:
+            return self.settings.poll_s
+        return max(0.0, min(self.settings.poll_s, due - self.clock().timestamp()))

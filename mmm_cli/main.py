@@ -1,0 +1,422 @@
+"""The `mmm` command: a thin front end over core.service.
+
+Imports stay light at start-up (no model libraries, no Textual, no Slack) so
+`mmm status` answers fast; heavy modules load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mmm_cli import render
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Ctx:
+    def __init__(self, home: Path, actor: str, debug: bool) -> None:
+        self.home = home
+        self.actor = actor
+        self.debug = debug
+
+    def service(self) -> Any:
+        from core.bootstrap import build_service
+
+        return build_service(self.home, self.actor)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"mmm: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handled(fn: F) -> F:
+    """Turn the core's errors into one line on stderr and the contract's exit codes."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from core.bootstrap import WorkspaceError
+        from core.ports import PortError
+        from core.service import ServiceError
+        from core.spec import SpecError
+
+        ctx = click.get_current_context().find_object(Ctx)
+        try:
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            if ctx is not None and ctx.debug:
+                raise
+            if isinstance(exc, ServiceError):
+                _fail(str(exc), exc.exit_code)
+            if isinstance(exc, SpecError):
+                _fail(str(exc), 2)
+            if isinstance(exc, WorkspaceError | PortError):
+                _fail(str(exc), 1)
+            if isinstance(exc, KeyboardInterrupt):
+                _fail("interrupted; the deployment resumes when a worker runs (`mmm worker`)", 130)
+            _fail(f"{type(exc).__name__}: {exc} (run with --debug for details)", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    envvar="MMM_HOME",
+    default=Path(".mmm"),
+    show_default=True,
+    help="The workspace: settings, state, local backends.",
+)
+@click.option(
+    "--as",
+    "actor",
+    envvar="MMM_USER",
+    default=None,
+    help="Who is acting (audit, four-eyes). Default: the OS login name.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="mmm")
+@click.pass_context
+def cli(ctx: click.Context, home: Path, actor: str | None, debug: bool) -> None:
+    """mmm: deploy registered model versions safely, from one command."""
+    ctx.obj = Ctx(home, actor or _login(), debug)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(fn)
+
+
+# ---------------------------------------------------------------- workspace
+
+
+@cli.command()
+@pass_ctx
+@handled
+def init(c: Ctx) -> None:
+    """Create the workspace with the embedded local backends (idempotent)."""
+    from core.bootstrap import init_workspace
+
+    ws, created = init_workspace(c.home)
+    what = "created" if created else "already initialised"
+    click.echo(f"workspace {ws.home} {what}: settings in {ws.home / 'mmm.yaml'}")
+
+
+@cli.command()
+@handled
+def schema() -> None:
+    """Print the JSON Schema of the deployment file."""
+    from core.spec import deployment_schema
+
+    render.emit_json(deployment_schema())
+
+
+# ---------------------------------------------------------------- models
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--artifact", type=click.Path(path_type=Path), required=True, help="Model file.")
+@click.option("--library", required=True, help="sklearn, xgboost or onnx.")
+@click.option("--golden", type=click.Path(path_type=Path), help="Golden data (JSON Lines).")
+@click.option("--owner", help="Owning team.")
+@json_option
+@pass_ctx
+@handled
+def register(
+    c: Ctx,
+    model: str,
+    artifact: Path,
+    library: str,
+    golden: Path | None,
+    owner: str | None,
+    as_json: bool,
+) -> None:
+    """Register a new model version; prints its version number."""
+    svc = c.service()
+    mv = svc.register(model, artifact, library, golden, owner)
+    if as_json:
+        render.emit_json(mv.model_dump(mode="json"))
+    else:
+        click.echo(mv.version)
+
+
+@cli.command()
+@json_option
+@pass_ctx
+@handled
+def models(c: Ctx, as_json: bool) -> None:
+    """Models, their versions, and where each is deployed."""
+    items = c.service().models()
+    if as_json:
+        render.emit_json(items)
+    else:
+        click.echo(render.models_table(items))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--version", "version", type=int, help="Only this version.")
+@json_option
+@pass_ctx
+@handled
+def usage(c: Ctx, model: str, version: int | None, as_json: bool) -> None:
+    """Every usage site of a model: endpoints, artifacts, alarms, code, registry."""
+    sites = c.service().usage(model, version)
+    if as_json:
+        render.emit_json([s.model_dump(mode="json", exclude={"deployment_id"}) for s in sites])
+    else:
+        click.echo(render.usage_table(sites))
+
+
+# ---------------------------------------------------------------- deployments
+
+
+def _finish(c: Ctx, svc: Any, d: Any, as_json: bool, detach: bool, quiet: bool = False) -> Any:
+    """Run the deployment here unless a worker (`mmm up`, `mmm worker`) will."""
+    if not detach and d.active and not svc.worker_running():
+        printer = render.ProgressPrinter(quiet=as_json or quiet)
+        printer.seen[d.id] = len(d.events)
+        d = svc.run(d, on_change=printer)
+    return d
+
+
+def _report(d: Any, as_json: bool, show_id: bool = True) -> None:
+    if as_json:
+        render.emit_json(d.public())
+        return
+    if show_id:
+        click.echo(d.id)
+    from core.domain import DeploymentState
+
+    if d.state is DeploymentState.WAITING_APPROVAL:
+        click.echo(
+            f"{d.id} waits at gate {d.context.get('gate')}: `mmm approve {d.id}` (another user)",
+            err=True,
+        )
+    elif not d.active:
+        click.echo(f"{d.id} {d.state.value}" + (f": {d.error}" if d.error else ""), err=True)
+
+
+def _exit_for(d: Any) -> None:
+    from core.domain import DeploymentState
+
+    if d.state in (DeploymentState.FAILED, DeploymentState.ROLLED_BACK):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option("--endpoint", help="Endpoint name (or `endpoint:` in the file).")
+@click.option("--strategy", help="all-at-once | blue-green | shadow")
+@click.option("--region", "regions", multiple=True, help="Region (repeatable).")
+@click.option(
+    "-f", "--file", "file", type=click.Path(path_type=Path), help="Deployment file (YAML)."
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--detach", is_flag=True, help="Only queue it; a worker runs it.")
+@json_option
+@pass_ctx
+@handled
+def deploy(
+    c: Ctx,
+    model: str,
+    version: int,
+    endpoint: str | None,
+    strategy: str | None,
+    regions: tuple[str, ...],
+    file: Path | None,
+    dry_run: bool,
+    detach: bool,
+    as_json: bool,
+) -> None:
+    """Start a deployment; prints its id."""
+    svc = c.service()
+    d = svc.deploy(model, version, endpoint, strategy, list(regions) or None, file, dry_run)
+    if dry_run:
+        steps = svc.plan(d)
+        if as_json:
+            render.emit_json(
+                {
+                    "dry_run": True,
+                    "deployment": d.public(),
+                    "plan": steps,
+                    "spec": d.spec.model_dump(mode="json"),
+                }
+            )
+        else:
+            click.echo(
+                f"plan for {model} v{version} -> {d.endpoint} ({d.strategy}), nothing changed:"
+            )
+            for i, s in enumerate(steps, 1):
+                click.echo(f"  {i:2}. {s['stage']:<10} {s['step']}")
+        return
+    if not as_json:
+        click.echo(f"{d.id} queued: {model} v{version} -> {d.endpoint} ({d.strategy})", err=True)
+    d = _finish(c, svc, d, as_json, detach)
+    _report(d, as_json)
+    _exit_for(d)
+
+
+@cli.command()
+@click.argument("ref", required=False)
+@click.option("--wait", is_flag=True, help="Block until it ends or waits for approval.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
+@json_option
+@pass_ctx
+@handled
+def status(c: Ctx, ref: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """One deployment, or all."""
+    svc = c.service()
+    if ref is None:
+        items = svc.deployments()
+        if as_json:
+            render.emit_json([d.public() for d in items])
+        else:
+            click.echo(render.deployments_table(items))
+        return
+    d = svc.get(ref)
+    if wait and d.active:
+        printer = render.ProgressPrinter(quiet=as_json)
+        printer.seen[d.id] = len(d.events)
+        if svc.worker_running():
+            d = svc.wait(d.id, timeout, on_change=printer)
+        else:
+            d = svc.run(d, on_change=printer, timeout_s=timeout)
+    if as_json:
+        render.emit_json(d.public())
+    else:
+        click.echo(render.describe(d))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--gate", help="Only if it waits at this gate.")
+@click.option("--detach", is_flag=True, help="Do not run the next steps here.")
+@json_option
+@pass_ctx
+@handled
+def approve(c: Ctx, ref: str, gate: str | None, detach: bool, as_json: bool) -> None:
+    """Pass the gate the deployment is waiting at."""
+    svc = c.service()
+    d = svc.approve(ref, gate)
+    if not as_json:
+        click.echo(f"{d.id} approved by {c.actor}", err=True)
+    d = _finish(c, svc, d, as_json, detach)
+    _report(d, as_json, show_id=False)
+    _exit_for(d)
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--reason", help="Why (kept in the audit history).")
+@click.option("--detach", is_flag=True, help="Do not run the undo here.")
+@json_option
+@pass_ctx
+@handled
+def abort(c: Ctx, ref: str, reason: str | None, detach: bool, as_json: bool) -> None:
+    """Stop a deployment and undo what it changed."""
+    svc = c.service()
+    d = svc.abort(ref, reason)
+    if not as_json:
+        click.echo(f"{d.id} aborting: undoing what it changed", err=True)
+    d = _finish(c, svc, d, as_json, detach)
+    _report(d, as_json, show_id=False)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version", type=int, required=False)
+@click.option("--force", is_flag=True, help="Even while it takes live traffic.")
+@click.option("--detach", is_flag=True, help="Only queue it; a worker runs it.")
+@json_option
+@pass_ctx
+@handled
+def retire(
+    c: Ctx, model: str, version: int | None, force: bool, detach: bool, as_json: bool
+) -> None:
+    """Remove a model version (or all) from every place it is used."""
+    svc = c.service()
+    d = svc.retire(model, version, force)
+    if not as_json:
+        click.echo(
+            f"{d.id} queued: retire {model} {'v' + str(version) if version else '(all versions)'}",
+            err=True,
+        )
+    d = _finish(c, svc, d, as_json, detach)
+    _report(d, as_json)
+    _exit_for(d)
+
+
+@cli.command()
+@click.argument("target", required=False)
+@json_option
+@pass_ctx
+@handled
+def audit(c: Ctx, target: str | None, as_json: bool) -> None:
+    """The audit history: who did what, newest first."""
+    records = c.service().audit_log(target)
+    if as_json:
+        render.emit_json([r.model_dump() for r in records])
+        return
+    rows = [[r.at, r.actor, r.action, r.target, json.dumps(r.detail)] for r in records]
+    click.echo(
+        render.table(rows, ["at", "actor", "action", "target", "detail"]) if rows else "empty"
+    )
+
+
+# ---------------------------------------------------------------- processes
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Advance everything as far as it can go now, then exit.")
+@pass_ctx
+@handled
+def worker(c: Ctx, once: bool) -> None:
+    """Run the worker alone (several may share one store)."""
+    import signal
+    import threading
+
+    svc = c.service()
+    printer = render.ProgressPrinter()
+    w = svc.worker(on_change=printer)
+    if once:
+        n = w.run_once()
+        click.echo(f"advanced {n} deployment(s)", err=True)
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"worker {w.name} running on {c.home}; Ctrl-C stops it", err=True)
+    w.run_forever(stop)
+
+
+def main() -> None:
+    os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+    cli(prog_name="mmm")
+
+
+if __name__ == "__main__":
+    main()

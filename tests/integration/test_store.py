@@ -1,0 +1,135 @@
+"""The SQLite store on real files: revisions, locks, leases, the command log, audit."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from core.domain import AuditRecord, Deployment, DeploymentState, iso, utcnow
+from core.spec import parse_deployment
+from core.store import Busy, Conflict
+from core.store.sqlite import SqliteStore
+
+
+def draft(id_: str = "dep-1", endpoint: str = "churn", by: str = "alice") -> Deployment:
+    now = iso(utcnow())
+    return Deployment(
+        id=id_,
+        model="churn",
+        version=1,
+        endpoint=endpoint,
+        regions=["local"],
+        spec=parse_deployment({"endpoint": endpoint}),
+        requested_by=by,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def audit(target: str = "dep-1", actor: str = "alice") -> AuditRecord:
+    return AuditRecord(at=iso(utcnow()), actor=actor, action="deploy", target=target)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "state.db")
+
+
+def test_create_get_and_save_bump_the_revision(store: SqliteStore) -> None:
+    d = store.create(draft(), ["endpoint:churn"], audit())
+    assert d.rev == 1
+    loaded = store.get("dep-1")
+    assert loaded is not None and loaded.model_dump() == d.model_dump()
+    saved = store.save(loaded.model_copy(update={"state": DeploymentState.RUNNING}))
+    assert saved.rev == 2
+    fetched = store.get("dep-1")
+    assert fetched is not None and fetched.state is DeploymentState.RUNNING
+
+
+def test_a_stale_revision_is_a_conflict_and_changes_nothing(store: SqliteStore) -> None:
+    d = store.create(draft(), [], audit())
+    store.save(d.model_copy(update={"state": DeploymentState.RUNNING}))
+    with pytest.raises(Conflict):
+        store.save(d.model_copy(update={"state": DeploymentState.ABORTED}))
+    fetched = store.get("dep-1")
+    assert fetched is not None and fetched.state is DeploymentState.RUNNING
+
+
+def test_two_writers_racing_never_both_win(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStore(path).create(draft(), [], audit())
+    wins: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def writer(n: int) -> None:
+        s = SqliteStore(path)
+        d = s.get("dep-1")
+        assert d is not None
+        barrier.wait()
+        try:
+            s.save(d.model_copy(update={"error": f"writer {n}"}))
+            wins.append(f"writer {n}")
+        except Conflict:
+            pass
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    final = SqliteStore(path).get("dep-1")
+    assert final is not None and final.error == wins[0] and final.rev == 2
+
+
+def test_one_active_deployment_per_endpoint(store: SqliteStore) -> None:
+    d = store.create(draft("dep-1"), ["endpoint:churn"], audit())
+    with pytest.raises(Busy) as err:
+        store.create(draft("dep-2", by="bob"), ["endpoint:churn"], audit("dep-2", "bob"))
+    assert err.value.deployment_id == "dep-1" and err.value.requested_by == "alice"
+    assert store.get("dep-2") is None
+    assert [r.target for r in store.audit_log()] == ["dep-1"]  # the refused one left no trace
+    store.save(d.model_copy(update={"state": DeploymentState.SUCCEEDED}))
+    store.create(draft("dep-3"), ["endpoint:churn"], audit("dep-3"))  # free again
+
+
+def test_leases_exclude_other_owners_until_they_expire(store: SqliteStore) -> None:
+    store.create(draft(), [], audit())
+    assert store.acquire_lease("dep-1", "w1", ttl_s=10, now=100.0)
+    assert store.acquire_lease("dep-1", "w1", ttl_s=10, now=105.0)  # renewal
+    assert not store.acquire_lease("dep-1", "w2", ttl_s=10, now=110.0)
+    assert store.acquire_lease("dep-1", "w2", ttl_s=10, now=116.0)  # w1's lease ran out
+    store.release_lease("dep-1", "w2")
+    assert store.acquire_lease("dep-1", "w3", ttl_s=10, now=117.0)
+
+
+def test_command_log_keeps_the_first_result(store: SqliteStore) -> None:
+    assert store.command_result("k") is None
+    store.record_command("k", "dep-1", {"result": {"n": 1}}, "t")
+    store.record_command("k", "dep-1", {"result": {"n": 2}}, "t")
+    assert store.command_result("k") == {"result": {"n": 1}}
+
+
+def test_runnable_skips_gated_and_sleeping_deployments(store: SqliteStore) -> None:
+    d = store.create(draft(), [], audit())
+    assert store.runnable(now=0) == ["dep-1"]  # queued
+    gated = d.model_copy(update={"state": DeploymentState.WAITING_APPROVAL, "pending": []})
+    d = store.save(gated)
+    assert store.runnable(now=1e12) == []
+
+
+def test_reopening_migrates_once(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "s.db").create(draft(), [], audit())
+    again = SqliteStore(tmp_path / "s.db")
+    assert again.get("dep-1") is not None
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] >= 1
+    assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_find_by_prefix(store: SqliteStore) -> None:
+    store.create(draft("dep-260101-abc123"), [], audit())
+    store.create(draft("dep-260101-abd999", endpoint="other"), [], audit())
+    assert [d.id for d in store.find("dep-260101-abc")] == ["dep-260101-abc123"]
+    assert len(store.find("dep-260101-ab")) == 2
