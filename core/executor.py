@@ -169,7 +169,7 @@ class Executor:
         return Done({"facts": facts, "summary": summary})
 
     def _open_change(self, d: Deployment, cmd: Command) -> Outcome:
-        from core.codegen.render import CodegenContext, render_files
+        from core.codegen.render import CodegenContext, render_change
 
         golden_uri = d.context.get("golden_staging")
         golden = self.ports.artifacts.local_path(golden_uri).read_text() if golden_uri else None
@@ -184,10 +184,12 @@ class Executor:
             deployment_id=d.id,
             generated_at=d.created_at,
         )
+        files, stale = render_change(ctx)
+        on_main = set(self.ports.codehost.files())
         change = self.ports.codehost.open_change(
             d.id,
-            render_files(ctx),
-            [],
+            files,
+            [p for p in stale if p in on_main],  # e.g. a golden test the new version lacks
             f"Deploy {d.model} v{d.version} to {d.endpoint}",
             d.requested_by,
         )
@@ -525,9 +527,12 @@ class Executor:
         paths: list[str] = []
         for site in code_sites(self.ports.codehost, d.model, versions):
             endpoint = str(site.detail["endpoint"])
-            paths += [
-                p for p in managed_paths(endpoint, d.model) if p in on_main and p not in paths
-            ]
+            own = f"deploy/{endpoint}/{d.model}.yaml"
+            # The client and golden test are per endpoint: keep them while another model's
+            # descriptor on that endpoint still needs them.
+            shared = any(p.startswith(f"deploy/{endpoint}/") and p != own for p in on_main)
+            wanted = [own] if shared else managed_paths(endpoint, d.model)
+            paths += [p for p in wanted if p in on_main and p not in paths]
         return paths
 
     def _remove_alarms(self, d: Deployment, cmd: Command) -> Outcome:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -26,6 +27,11 @@ from core.ports import PortError, TransientError
 from core.store import Conflict, Store
 
 log = logging.getLogger("mmm.worker")
+
+# Fault injection for crash tests: MMM_CRASH_AT="<step>:<point>[,...]" kills this process with
+# SIGKILL at that point. Points: after_run (the command ran, its result is not logged yet) and
+# after_log (the result is logged, the state that consumes it is not saved yet).
+CRASH_ENV = "MMM_CRASH_AT"
 
 Progress = Callable[[Deployment], None]
 
@@ -54,6 +60,11 @@ class Worker:
         self.on_change = on_change
         self.settings = ws.settings.worker
         self.executor = Executor(ws, ports, store, clock)
+        self._crash_at = {p.strip() for p in os.environ.get(CRASH_ENV, "").split(",") if p.strip()}
+
+    def _crash_point(self, cmd: Command, point: str) -> None:
+        if self._crash_at and f"{cmd.key.split('/', 2)[-1]}:{point}" in self._crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # ------------------------------------------------------------ state changes
 
@@ -106,12 +117,14 @@ class Worker:
             except Exception as exc:  # a bug must not leave the deployment half-done: undo it
                 log.exception("command %s failed unexpectedly", cmd.key)
                 return self._failed(d, cmd, f"internal error: {type(exc).__name__}: {exc}")
+        self._crash_point(cmd, "after_run")
         if isinstance(outcome, NotYet):
             return Waiting(
                 at=self.clock(), command=cmd, until=outcome.until, progress=outcome.progress
             )
         assert isinstance(outcome, Done)
         self.store.record_command(cmd.key, d.id, {"result": outcome.result}, iso(self.clock()))
+        self._crash_point(cmd, "after_log")
         return Succeeded(at=self.clock(), command=cmd, result=outcome.result)
 
     def _failed(self, d: Deployment, cmd: Command, error: str) -> Event:

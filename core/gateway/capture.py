@@ -3,8 +3,8 @@
 Layout: `<buckets>/captures/<endpoint>/<shadow variant>/part-00001.jsonl`, at
 most `max_lines` lines a part. Each writer claims fresh part files of its own
 (exclusive create), so processes capturing the same endpoint never share a
-file, and each line goes out in one unbuffered `write`, so a stopped process
-loses no line it accepted.
+file, and each line goes out in one unbuffered `write` before `write`
+returns, so a stopped process loses no line it accepted.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +81,6 @@ def read_captures(
                     raise PortError(f"{path}:{number}: not a captured pair ({exc})") from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    region: str
-    endpoint: str
-    shadow_variant: str
-    pairs: list[CapturedPair]
-
-
 class _Part:
     """An open part file this writer claimed."""
 
@@ -122,17 +112,16 @@ Written = Callable[[str, str, int], None]
 
 
 class CaptureWriter:
-    """Appends pairs from any thread; one writer thread owns the files.
+    """Appends pairs from any thread, in the caller's thread: each line is one `write` call.
 
-    `write` blocks while the queue is full: the callers are mirror workers and
-    replays, never a caller's request, so back-pressure is the right answer.
+    Callers are mirror workers and replays, never a caller's request, so the
+    few microseconds of a file append are spent off the request path.
     """
 
     def __init__(
         self,
         root: Path,
         max_lines: int = MAX_LINES,
-        queue_size: int = 10_000,
         on_written: Written | None = None,
         on_failed: Written | None = None,
     ) -> None:
@@ -142,59 +131,48 @@ class CaptureWriter:
         self.max_lines = max_lines
         self._on_written = on_written
         self._on_failed = on_failed
-        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=queue_size)
         self._open: dict[tuple[str, str], _Part] = {}
+        self._lock = threading.Lock()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="mmm-capture", daemon=True)
-        self._thread.start()
 
     def write(
         self, region: str, endpoint: str, shadow_variant: str, pairs: list[CapturedPair]
-    ) -> None:
-        if self._closed:
-            raise PortError(f"{self.root}: the capture writer is closed")
-        if pairs:
-            self._queue.put(_Batch(region, endpoint, shadow_variant, pairs))
-
-    def close(self) -> None:
-        """Write everything accepted so far, then release the files."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            while (batch := self._queue.get()) is not None:
-                self._write(batch)
-        finally:
-            for part in self._open.values():
-                part.close()
-
-    def _write(self, batch: _Batch) -> None:
-        key = (batch.endpoint, batch.shadow_variant)
-        written = failed = 0
-        for pair in batch.pairs:
+    ) -> int:
+        """Append `pairs`; returns how many were written (failures are logged and counted)."""
+        key = (endpoint, shadow_variant)
+        lines: list[bytes] = []
+        for pair in pairs:
             try:
-                line = encode_pair(pair, batch.region)
+                lines.append(encode_pair(pair, region))
             except (TypeError, ValueError) as exc:
                 log.error("capture of %s/%s: pair %s skipped: %s", *key, pair.request_id, exc)
-                failed += 1
-                continue
-            try:
-                self._part(key).write(line)
-                written += 1
-            except OSError as exc:
-                log.error("capture of %s/%s failed: %s", *key, exc)
-                failed += 1
-                part = self._open.pop(key, None)
-                if part is not None:
-                    part.close()
+        written = 0
+        with self._lock:
+            if self._closed:
+                raise PortError(f"{self.root}: the capture writer is closed")
+            for line in lines:
+                try:
+                    self._part(key).write(line)
+                    written += 1
+                except OSError as exc:
+                    log.error("capture of %s/%s failed: %s", *key, exc)
+                    part = self._open.pop(key, None)
+                    if part is not None:
+                        part.close()
+        failed = len(pairs) - written
         if self._on_written is not None and written:
-            self._on_written(batch.endpoint, batch.shadow_variant, written)
+            self._on_written(endpoint, shadow_variant, written)
         if self._on_failed is not None and failed:
-            self._on_failed(batch.endpoint, batch.shadow_variant, failed)
+            self._on_failed(endpoint, shadow_variant, failed)
+        return written
+
+    def close(self) -> None:
+        """Release the files (every line accepted is already written)."""
+        with self._lock:
+            self._closed = True
+            for part in self._open.values():
+                part.close()
+            self._open.clear()
 
     def _part(self, key: tuple[str, str]) -> _Part:
         part = self._open.get(key)

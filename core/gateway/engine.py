@@ -55,6 +55,7 @@ class GatewayOptions:
     loader: Loader | None = None  # default: core.runtime.load_model_cached
     mirror_workers: int = 2
     mirror_queue: int = 1000
+    mirror_window_s: float = 0.02  # shadow work is batched over this window (see MirrorPool)
     capture_max_lines: int = MAX_LINES
     flush_s: float = 0.5  # metrics.db
     poll_s: float = 0.2  # serving.db, besides the check made on each request
@@ -157,8 +158,13 @@ class Gateway:
             on_written=self.metrics.on_captured,
             on_failed=self.metrics.on_capture_failed,
         )
+        opts = self.options
         self._mirror = MirrorPool(
-            self._capture, self.metrics, self.options.mirror_workers, self.options.mirror_queue
+            self._capture,
+            self.metrics,
+            opts.mirror_workers,
+            opts.mirror_queue,
+            opts.mirror_window_s,
         )
         await self.refresh()
         self._poller = asyncio.create_task(self._poll())

@@ -77,7 +77,14 @@ def run_mirror(
 
 
 class MirrorPool:
-    """Worker threads taking mirror jobs from a bounded queue."""
+    """Worker threads taking mirror jobs from a bounded queue, a batch at a time.
+
+    A worker woken by a job first waits `window_s` for more, then runs the
+    batch one shadow call after another (each call timed on its own, so
+    latencies stay true), letting a waiting request take the interpreter
+    between calls. One wake-up per batch instead of per request costs less
+    CPU, and the shadow's work meets a few requests instead of every one.
+    """
 
     def __init__(
         self,
@@ -85,11 +92,15 @@ class MirrorPool:
         metrics: GatewayMetrics | None = None,
         workers: int = 2,
         queue_size: int = 1000,
+        window_s: float = 0.02,
+        max_batch: int = 64,
     ) -> None:
         self._sink = sink
         self._metrics = metrics
+        self._window_s = window_s
+        self._max_batch = max_batch
         self._queue: queue.Queue[MirrorJob | None] = queue.Queue(maxsize=queue_size)
-        self._closed = False
+        self._closing = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"mmm-mirror-{n}", daemon=True)
             for n in range(workers)
@@ -99,7 +110,7 @@ class MirrorPool:
 
     def submit(self, job: MirrorJob) -> bool:
         """Queue the job; False (and counted) when the queue is full or the pool closed."""
-        accepted = not self._closed
+        accepted = not self._closing.is_set()
         if accepted:
             try:
                 self._queue.put_nowait(job)
@@ -112,7 +123,7 @@ class MirrorPool:
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Finish the queued jobs (waiting at most `timeout_s`); returns how many were dropped."""
-        self._closed = True
+        self._closing.set()
         deadline = time.monotonic() + timeout_s
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -138,10 +149,31 @@ class MirrorPool:
         return dropped
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            try:
-                run_mirror(job, self._sink, self._metrics)
-            except Exception:
-                log.exception("mirroring request %s to %s failed", job.request_id, job.shadow.name)
-            finally:
+        while True:
+            first = self._queue.get()
+            if first is None:
                 self._queue.task_done()
+                return
+            if self._window_s > 0:
+                self._closing.wait(self._window_s)
+            batch, last = [first], False
+            while len(batch) < self._max_batch and not last:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._queue.task_done()
+                    last = True
+                else:
+                    batch.append(job)
+            for job in batch:
+                try:
+                    run_mirror(job, self._sink, self._metrics)
+                except Exception:
+                    log.exception("mirroring %s to %s failed", job.request_id, job.shadow.name)
+                finally:
+                    self._queue.task_done()
+                time.sleep(0)  # let a request waiting for the interpreter have it
+            if last:
+                return

@@ -91,13 +91,14 @@ def test_a_folder_holding_other_things_is_refused(tmp_path: Path) -> None:
 
 
 def test_open_change_twice_gives_one_commit(host: LocalGitCodeHost) -> None:
-    files = {"deploy/a.yaml": "a: 1\n", "mmm/endpoints/a.py": "A = 1\n"}
+    files = {"deploy/a.yaml": "a: 1\n", "mmm/endpoints/a.py": "A = 1\n", "w.txt": "é\r\n"}
     first = host.open_change("dep-1", files, [], "Deploy a", "alice")
     again = host.open_change("dep-1", files, [], "Deploy a", "alice")
     assert again == first
     assert first.merged_sha is None
     assert commits_on(host.path, "main..mmm/dep-1") == 1
     assert host.read("deploy/a.yaml", "mmm/dep-1") == "a: 1\n"
+    assert host.read("w.txt", "mmm/dep-1") == "é\r\n"  # bytes kept as given
     assert host.files() == ["README.md"]  # main is untouched until the merge
     assert git(host.path, "log", "-1", "--format=%an", first.head) == "alice"
     assert host.branches() == ["mmm/dep-1"]

@@ -274,13 +274,11 @@ class LocalGitCodeHost:
             cmd.append(f"--work-tree={work_tree}")
         cmd += ["-c", f"user.name={_NAME}", "-c", f"user.email={_EMAIL}", *args]
         try:
-            proc = subprocess.run(
+            # Bytes in and out: text mode would turn a file's "\r\n" into "\n".
+            raw = subprocess.run(
                 cmd,
-                input=input,
+                input=input.encode() if input is not None else None,
                 capture_output=True,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
                 env={**self._env, **(env or {})},
                 timeout=self.git_timeout_s,
                 check=False,
@@ -291,6 +289,12 @@ class LocalGitCodeHost:
             raise TransientError(
                 f"git {args[0]} in {self.path}: no answer in {self.git_timeout_s:g} s"
             ) from None
+        proc = subprocess.CompletedProcess(
+            cmd,
+            raw.returncode,
+            raw.stdout.decode(errors="replace"),
+            raw.stderr.decode(errors="replace"),
+        )
         if proc.returncode not in tuple(ok):
             raise PortError(f"git {args[0]} in {self.path} failed: {_last_line(proc.stderr)}")
         return proc
