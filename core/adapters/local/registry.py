@@ -7,6 +7,7 @@ registry can show what mmm did to it (and a resumed worker adds nothing twice).
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import sqlite_utils
@@ -14,6 +15,7 @@ import sqlite_utils
 from core.adapters.local.artifacts import sha256_file
 from core.domain import Library, ModelVersion, VersionStatus, iso, utcnow
 from core.ports import InvalidInput, NotFound
+from core.store.sqlite import connect
 
 _FORMATS = {
     Library.SKLEARN: {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle"},
@@ -40,9 +42,7 @@ class LocalRegistry:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(root / "registry.db")
-        self.db.enable_wal()
-        self.db.execute("PRAGMA busy_timeout = 30000")
+        self._local = threading.local()
         if "versions" not in self.db.table_names():
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS versions (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -52,6 +52,14 @@ class LocalRegistry:
                 "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "name TEXT, version INTEGER, at TEXT, actor TEXT, status_from TEXT, status_to TEXT)"
             )
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        # one connection per thread: the worker and the gateway share this adapter
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.root / "registry.db")
+        return db
 
     def register(
         self,

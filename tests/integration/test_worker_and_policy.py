@@ -1,0 +1,176 @@
+"""The worker (retries, leases, failures) and the service's policy, in process."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.domain import DeploymentState
+from core.executor import Executor
+from core.ports import PortError, TransientError
+from core.service import BadRequest, PermissionDenied
+from core.worker import Worker
+from tests.integration.conftest import MakeService
+from tests.support.fakes import RecordingServing
+
+Files = Callable[[int], tuple[Path, Path]]
+
+
+def registered(make_service: MakeService, model_files: Files, **settings: Any) -> None:
+    artifact, golden = model_files(0)
+    make_service("alice", settings).register("churn", artifact, "sklearn", golden, "risk")
+
+
+def test_transient_errors_are_retried_with_backoff(
+    make_service: MakeService, model_files: Files
+) -> None:
+    registered(make_service, model_files)
+    svc = make_service("alice", {"worker": {"max_attempts": 4, "backoff_s": 0.25}})
+    serving = svc.ports.serving
+    assert isinstance(serving, RecordingServing)
+    serving.fail_next("apply", TransientError("throttled"), times=2)
+    pauses: list[float] = []
+    d = svc.deploy("churn", 1, "churn-scorer")
+    w = Worker(svc.ws, svc.store, svc.ports, sleep=pauses.append)
+    final = w.drive(d.id)
+    assert final.state is DeploymentState.SUCCEEDED
+    assert pauses[:2] == [0.25, 0.5]  # exponential backoff
+
+
+def test_a_permanent_error_fails_after_undoing(
+    make_service: MakeService, model_files: Files
+) -> None:
+    registered(make_service, model_files)
+    svc = make_service()
+    serving = svc.ports.serving
+    assert isinstance(serving, RecordingServing)
+    serving.fail_next("apply", PortError("capacity: no ml.m5.large left"), times=1)
+    d = svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    assert d.state is DeploymentState.FAILED
+    assert d.error == "create_variant: capacity: no ml.m5.large left"
+    assert svc.ports.artifacts.list("production") == []
+    assert svc.ports.registry.get("churn", 1).status.value == "registered"
+
+
+def test_endless_transient_errors_give_up(make_service: MakeService, model_files: Files) -> None:
+    registered(make_service, model_files)
+    svc = make_service("alice", {"worker": {"max_attempts": 3, "backoff_s": 0}})
+    serving = svc.ports.serving
+    assert isinstance(serving, RecordingServing)
+    serving.fail_next("apply", TransientError("timeout"), times=3)
+    d = svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    assert d.state is DeploymentState.FAILED and "gave up after 3 attempts" in (d.error or "")
+
+
+def test_two_workers_never_run_the_same_command(
+    make_service: MakeService, model_files: Files
+) -> None:
+    registered(make_service, model_files)
+    svc = make_service()
+    ids = [svc.deploy("churn", 1, f"e{i}").id for i in range(3)]
+    runs: Counter[str] = Counter()
+    lock = threading.Lock()
+    original = Executor.run
+
+    def counting(self: Executor, d: Any, cmd: Any) -> Any:
+        with lock:
+            runs[cmd.key] += 1
+        return original(self, d, cmd)
+
+    Executor.run = counting  # type: ignore[method-assign]
+    try:
+        workers = [make_service(f"w{i}").worker() for i in range(3)]
+        threads = [threading.Thread(target=w.run_once) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for w in workers:
+            w.run_once()
+    finally:
+        Executor.run = original  # type: ignore[method-assign]
+    assert all(svc.get(i).state is DeploymentState.SUCCEEDED for i in ids)
+    assert runs and max(runs.values()) == 1
+
+
+def gated(svc: Any) -> Any:
+    from core.spec import parse_deployment  # noqa: F401  (the gate comes from settings defaults)
+
+    return svc.run(svc.deploy("churn", 1, "churn-scorer"))
+
+
+def test_self_approval_refused_unless_policy_allows(
+    make_service: MakeService, model_files: Files
+) -> None:
+    registered(make_service, model_files)
+    settings = {"defaults": {"gates": ["before_rollout"]}}
+    alice = make_service("alice", settings)
+    d = gated(alice)
+    assert d.state is DeploymentState.WAITING_APPROVAL
+    with pytest.raises(PermissionDenied, match="four-eyes"):
+        alice.approve(d.id)
+    assert alice.get(d.id).state is DeploymentState.WAITING_APPROVAL
+    lenient = make_service("alice", {**settings, "policy": {"allow_self_approval": True}})
+    assert lenient.approve(d.id).state is DeploymentState.RUNNING
+
+
+def test_approvers_per_model_and_team(make_service: MakeService, model_files: Files) -> None:
+    registered(make_service, model_files)
+    settings = {
+        "defaults": {"gates": ["before_rollout"]},
+        "policy": {"approvers": {"team:risk": ["carol"], "*": ["dave"]}},
+    }
+    d = gated(make_service("alice", settings))
+    with pytest.raises(PermissionDenied, match="approvers are carol"):
+        make_service("bob", settings).approve(d.id)
+    assert make_service("carol", settings).approve(d.id).approvals[0].by == "carol"
+    audit = make_service("alice", settings).audit_log(d.id)
+    assert [(r.actor, r.action) for r in audit][:2] == [
+        ("carol", "approve"),
+        ("bob", "approve_refused"),
+    ]
+
+
+def test_deployers_and_admins(make_service: MakeService, model_files: Files) -> None:
+    registered(make_service, model_files)
+    settings = {"policy": {"deployers": ["alice"], "admins": ["root"]}}
+    with pytest.raises(PermissionDenied):
+        make_service("mallory", settings).deploy("churn", 1, "churn-scorer")
+    d = make_service("alice", settings).deploy("churn", 1, "churn-scorer")
+    make_service("alice", settings).run(d)
+    with pytest.raises(PermissionDenied, match="force"):
+        make_service("alice", settings).retire("churn", 1, force=True)
+    with pytest.raises(BadRequest, match="live traffic"):
+        make_service("alice", settings).retire("churn", 1)
+    r = make_service("root", settings).retire("churn", 1, force=True)
+    assert make_service("root", settings).run(r).state is DeploymentState.SUCCEEDED
+
+
+def test_abort_while_a_command_is_in_flight_undoes_its_result_too(
+    make_service: MakeService, model_files: Files
+) -> None:
+    registered(make_service, model_files)
+    svc = make_service()
+    d = svc.deploy("churn", 1, "churn-scorer")
+    other = make_service("bob")
+    aborted: list[Any] = []
+    original = Executor.run
+
+    def abort_midway(self: Executor, dep: Any, cmd: Any) -> Any:
+        out = original(self, dep, cmd)
+        if cmd.action == "copy_artifact" and not aborted:
+            aborted.append(other.abort(dep.id, "oops"))  # saved while the worker holds the lease
+        return out
+
+    Executor.run = abort_midway  # type: ignore[method-assign]
+    try:
+        final = svc.run(d)
+    finally:
+        Executor.run = original  # type: ignore[method-assign]
+    assert final.state is DeploymentState.ABORTED
+    assert svc.ports.artifacts.list("production") == []  # the in-flight copy was undone
