@@ -99,11 +99,11 @@ def test_yaml_errors_give_the_line(tmp_path: Path) -> None:
 
 
 def test_settings_unknown_keys_and_defaults_are_checked() -> None:
-    with pytest.raises(SpecError, match="mmm.yaml: backend: unknown key"):
+    with pytest.raises(SpecError, match=r"mmm\.yaml: backend: unknown key"):
         parse_settings({"backend": {}})
     with pytest.raises(SpecError, match=r"mmm.yaml: defaults: gatez: unknown key"):
         parse_settings({"defaults": {"gatez": []}})
-    with pytest.raises(SpecError, match="backends.store"):
+    with pytest.raises(SpecError, match=r"backends\.store"):
         parse_settings({"backends": {"store": "postgres"}})
     s = parse_settings(
         {"slack": {"users": {"U1": "alice"}}, "defaults": {"gates": ["before_merge"]}}
