@@ -121,6 +121,7 @@ def main() -> None:
                 for _ in range(ROUNDS):
                     for name, fn in paths.items():
                         samples[name] += timed(fn, BLOCK)
+                time.sleep(0.5)  # the last shadow batch
                 mirrored = client.get("/metrics").text
         finally:
             proc.terminate()
@@ -146,9 +147,15 @@ def report(samples: dict[str, list[float]], metrics: str) -> None:
         f"100% mirror on primary: p50 x{ratio50:.3f} ({(ratio50 - 1) * 100:+.1f} %, goal < +5 %), "
         f"p99 x{ratio99:.3f}, mean x{mean['mirrored'] / mean['plain']:.3f}"
     )
-    captured = [line for line in metrics.splitlines() if line.startswith("mmm_capture_pairs_total")]
-    dropped = [line for line in metrics.splitlines() if line.startswith("mmm_shadow_dropped_total")]
-    print("shadow:", "; ".join(captured + dropped) or "no pairs captured")
+    counts = {
+        name: sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                  if line.startswith(f"mmm_{name}_total{{"))
+        for name in ("shadow_mirrored", "shadow_dropped", "capture_pairs")
+    }  # fmt: skip
+    print(
+        f"shadow: {counts['shadow_mirrored']:.0f} requests mirrored, "
+        f"{counts['shadow_dropped']:.0f} dropped, {counts['capture_pairs']:.0f} pairs captured"
+    )
 
 
 if __name__ == "__main__":

@@ -286,6 +286,11 @@ class Executor:
 
     def _endpoint_step(self, d: Deployment, cmd: Command) -> Outcome:
         action = Action(cmd.action)
+        if action is Action.START_SHADOW:
+            # Pairs left by an earlier shadow test of the same version would be counted again.
+            variant = variant_name(d.model, d.version)
+            for uri in self.ports.artifacts.list("captures", f"{d.endpoint}/{variant}/"):
+                self.ports.artifacts.delete(uri)
         before: list[EndpointEntry] = list(d.context.get("endpoints", []))
         after: list[EndpointEntry] = []
         changed: list[EndpointEntry] = []

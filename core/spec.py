@@ -119,19 +119,23 @@ class Alarms(Strict):
 
 
 class AnalysisSpec(Strict):
-    """Tolerances of the shadow equivalence analysis (see core/analysis)."""
+    """Tolerances of the shadow equivalence analysis (method and defaults: docs/analysis.md)."""
 
+    # chance of a false fail (any metric, Holm) and of a false pass (each metric)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
-    # regression: largest mean paired change allowed, in production standard deviations
+    # numbers: largest mean paired change allowed, in production standard deviations
     mean_shift_sd: float = Field(default=0.1, gt=0)
-    # regression: largest shift of any decile, in production standard deviations
-    quantile_shift_sd: float = Field(default=0.25, gt=0)
+    # numbers: largest shift of any of production's 5 %...95 % quantiles, in percentile
+    # ranks: |share of shadow outputs at or below production's q-quantile - q|
+    max_quantile_shift: float = Field(default=0.05, gt=0, lt=1)
     # labels: smallest agreement rate allowed between production and shadow
-    min_agreement: float = Field(default=0.98, gt=0, le=1)
+    min_agreement: float = Field(default=0.98, gt=0, lt=1)
     # operational: largest allowed shadow error rate above production's
-    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    max_error_rate_increase: float = Field(default=0.01, gt=0, le=1)
     # operational: largest allowed ratio of shadow p99 latency to production's
     max_latency_ratio: float = Field(default=1.5, gt=0)
+    # fewest pairs a metric needs before it may pass (below it: inconclusive at best)
+    min_pairs: int = Field(default=100, ge=2)
 
 
 _SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)

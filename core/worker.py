@@ -61,6 +61,7 @@ class Worker:
         self.settings = ws.settings.worker
         self.executor = Executor(ws, ports, store, clock)
         self._crash_at = {p.strip() for p in os.environ.get(CRASH_ENV, "").split(",") if p.strip()}
+        self.stopping = threading.Event()  # set: finish the command in hand, start no other
 
     def _crash_point(self, cmd: Command, point: str) -> None:
         if self._crash_at and f"{cmd.key.split('/', 2)[-1]}:{point}" in self._crash_at:
@@ -149,6 +150,8 @@ class Worker:
                     return d  # at a gate
                 if d.wake_at and datetime.fromisoformat(d.wake_at) > self.clock():
                     return d
+                if self.stopping.is_set():
+                    return d
                 event = self._execute(d, d.pending[0])
                 self.apply(d, event)
                 if not self._lease(deployment_id):
@@ -196,6 +199,7 @@ class Worker:
                 done.add(deployment_id)
 
     def run_forever(self, stop: threading.Event) -> None:
+        self.stopping = stop
         log.info("worker %s started", self.name)
         try:
             while not stop.is_set():

@@ -413,6 +413,57 @@ def worker(c: Ctx, once: bool) -> None:
     w.run_forever(stop)
 
 
+@cli.command()
+@click.option(
+    "--port", type=int, default=8080, show_default=True, help="Gateway port (0: any free)."
+)
+@pass_ctx
+@handled
+def up(c: Ctx, port: int) -> None:
+    """Run the local control plane: the worker and the serving gateway on 127.0.0.1:PORT."""
+    from mmm_cli.control_plane import run_control_plane
+
+    run_control_plane(c.service(), port, render.ProgressPrinter())
+
+
+@cli.command()
+@click.argument("endpoint")
+@click.option(
+    "--data", required=True, help='JSON: {"instances": [[...]]}, a list of rows, or one row.'
+)
+@click.option(
+    "--url",
+    envvar="MMM_GATEWAY_URL",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The gateway (`mmm up`).",
+)
+@pass_ctx
+@handled
+def invoke(c: Ctx, endpoint: str, data: str, url: str) -> None:
+    """Send one request to an endpoint; prints the response."""
+    from core.gateway.client import invoke as call
+
+    try:
+        body = json.loads(data)
+    except json.JSONDecodeError as exc:
+        _fail(f"--data is not JSON ({exc.msg} at column {exc.colno})", 2)
+    render.emit_json(call(url, endpoint, body))
+
+
+@cli.command()
+@click.option(
+    "--keep-running", is_flag=True, help="Leave the gateway up at the end (Ctrl-C stops it)."
+)
+@pass_ctx
+@handled
+def demo(c: Ctx, keep_running: bool) -> None:
+    """A complete local walk-through on a fresh workspace."""
+    from mmm_cli.demo import run_demo
+
+    run_demo(keep_running=keep_running)
+
+
 def main() -> None:
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
     cli(prog_name="mmm")

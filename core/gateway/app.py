@@ -17,6 +17,7 @@ from starlette.routing import Route
 from core.gateway.engine import Gateway, GatewayOptions, error_answer, request_id_from
 from core.gateway.metrics import CONTENT_TYPE
 from core.gateway.mirror import MirrorJob
+from core.gateway.predictors import describe_error
 
 JSON = "application/json"
 
@@ -54,6 +55,8 @@ def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
         return Response(gateway.metrics.text(), media_type=CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
+        if gateway.ready:
+            await gateway.refresh_or_keep()
         body = {
             "status": "ok" if gateway.ready else "starting",
             "region": gateway.region,
@@ -65,6 +68,11 @@ def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
         assert isinstance(exc, HTTPException)
         body = json.dumps({"error": f"{request.method} {request.url.path}: {exc.detail}"})
         return Response(body, exc.status_code, exc.headers, media_type=JSON)
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Starlette logs the traceback; the caller gets one line.
+        body = json.dumps({"error": f"internal error: {describe_error(exc)}"})
+        return Response(body, 500, media_type=JSON)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -81,7 +89,7 @@ def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
     app.state.gateway = gateway

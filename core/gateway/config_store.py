@@ -40,15 +40,15 @@ def check_config(config: EndpointConfig) -> None:
     """Refuse a config the gateway could not serve; one line naming the endpoint and the reason."""
     where = f"endpoint {config.name!r} ({config.region})"
     names = [v.name for v in config.variants]
-    if config.shadow is not None:
-        names.append(config.shadow.variant.name)
-    for name in [config.name, config.region, *names]:
+    # The shadow may share a name with a production variant (one provisioned at weight 0).
+    shadow = [] if config.shadow is None else [config.shadow.variant.name]
+    for name in [config.name, config.region, *names, *shadow]:
         if not _SAFE_NAME.match(name):
             raise InvalidInput(f"{where}: {name!r} is not a valid name (letters, digits, . _ -)")
     if not config.variants:
         raise InvalidInput(f"{where}: needs at least one production variant")
     if len(set(names)) != len(names):
-        raise InvalidInput(f"{where}: variant names must be unique, got {names}")
+        raise InvalidInput(f"{where}: production variant names must be unique, got {names}")
     if sum(v.weight for v in config.variants) <= 0:
         raise InvalidInput(f"{where}: the production variants' weights add up to 0")
     if config.invocation_timeout_ms <= 0:

@@ -34,7 +34,7 @@ class GatewayMetrics:
         )
         self.latency = Histogram(
             "mmm_latency_seconds",
-            "Time spent in the model per invocation",
+            "Time to answer: production from routing to answer, shadow the model call",
             _LABELS,
             buckets=_LATENCY_BUCKETS,
             registry=r,

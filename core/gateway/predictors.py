@@ -77,6 +77,7 @@ class Outcome:
     error: str | None
     ms: float
     bad_input: bool = False  # the error is the caller's: the model refused the instances
+    timed_out: bool = False
 
     @property
     def failed(self) -> bool:
@@ -118,8 +119,8 @@ def call_model(loaded: LoadedVariant, instances: list[Any]) -> list[Any]:
 
 
 def predict_timed(loaded: LoadedVariant, instances: list[Any], timeout_ms: float) -> Outcome:
-    """Call the model in this thread; an answer later than `timeout_ms` counts as an error,
-    as it would for a caller."""
+    """Call the model in this thread, timing the call alone (so production and shadow times
+    compare); an answer later than `timeout_ms` counts as an error, as it would for a caller."""
     start = time.perf_counter()
     try:
         outputs = call_model(loaded, instances)
@@ -127,12 +128,14 @@ def predict_timed(loaded: LoadedVariant, instances: list[Any], timeout_ms: float
         return Outcome(None, str(exc), (time.perf_counter() - start) * 1000, exc.bad_input)
     ms = (time.perf_counter() - start) * 1000
     if ms > timeout_ms:
-        return Outcome(None, timeout_message(loaded.name, timeout_ms), ms)
+        return timeout_outcome(loaded.name, timeout_ms, ms)
     return Outcome(outputs, None, ms)
 
 
-def timeout_message(variant: str, timeout_ms: float) -> str:
-    return f"variant {variant} did not answer within {timeout_ms:g} ms"
+def timeout_outcome(variant: str, timeout_ms: float, ms: float) -> Outcome:
+    return Outcome(
+        None, f"variant {variant} did not answer within {timeout_ms:g} ms", ms, timed_out=True
+    )
 
 
 class ModelPool:

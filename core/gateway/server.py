@@ -79,8 +79,8 @@ class GatewayServer:
         self._sock.close()
 
     def run(self, on_ready: Callable[[GatewayServer], None] | None = None) -> None:
-        """Serve in the foreground until SIGINT or SIGTERM, then stop cleanly and return.
-        `on_ready` runs once requests are answered."""
+        """Serve until SIGINT or SIGTERM, then stop cleanly and return (call it from the main
+        thread: it installs the signal handlers). `on_ready` runs once requests are answered."""
         stop = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -115,7 +115,7 @@ def serve(home: Path, port: int = 8080, options: GatewayOptions | None = None) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m core.gateway", description=__doc__)
-    parser.add_argument("--home", type=Path, default=Path(".mmm"), help="the workspace")
+    parser.add_argument("--home", type=Path, required=True, help="the workspace")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--region", default="local")
     parser.add_argument("--seed", type=int, default=None, help="fix routing draws")

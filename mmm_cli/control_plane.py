@@ -1,0 +1,53 @@
+"""`mmm up`: the worker and the serving gateway in one process, stopped cleanly by a signal.
+
+Shutdown order matters: the worker finishes the command in hand (so weights
+are never left half-shifted: each endpoint change is one atomic write, and an
+unfinished deployment resumes at the next start), then the gateway stops
+taking requests and drains its shadow queue and capture files.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import click
+
+from core.gateway.app import create_app
+from core.gateway.engine import GatewayOptions
+from core.gateway.server import GatewayServer
+from core.worker import Progress
+
+
+def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+    options = GatewayOptions(resolve=svc.ports.artifacts.local_path)
+    server = GatewayServer(create_app(svc.ws.home, options), port).start()
+    worker = svc.worker(on_change=progress)
+    thread = threading.Thread(
+        target=worker.run_forever, args=(stop,), name="mmm-worker", daemon=True
+    )
+    thread.start()
+    click.echo(
+        f"mmm up: gateway on {server.url}, worker {worker.name}, workspace {svc.ws.home}", err=True
+    )
+    click.echo("Slack bot: not configured (see README)", err=True)
+    click.echo("Ctrl-C stops it", err=True)
+    try:
+        while not stop.wait(0.5):
+            if not thread.is_alive():
+                raise RuntimeError("the worker stopped unexpectedly; see the log above")
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+        server.stop()
+        click.echo("mmm up: stopped", err=True)
