@@ -1,0 +1,354 @@
+"""Which metrics a capture gets, scored for R runs at once, and the verdict they add up to.
+
+`evaluate` is the one assembly of the analysis: `analyze` runs it on one
+capture (R = 1) and the error-rate suite on a thousand simulated ones, so
+the simulations measure exactly what users get.
+
+Gating metrics per kind of output:
+
+- numbers: mean shift (TOST, production SD units) and quantile shift;
+- labels: agreement;
+- probabilities: agreement of the most likely class, and for each class
+  (only the positive class of two) the mean shift and quantile shift of its
+  probability;
+- vectors: mean shift and quantile shift of each output;
+- always: error rate; with latencies on both sides, p99 latency ratio.
+
+Information only (never decide): mean absolute change, the classic KS
+test, PSI with its sample-size threshold, label-share tests, p50 latency.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.analysis import shape
+from core.analysis.equivalence import MAX_NEEDED, Tested, agreement, full, mean_shift
+from core.analysis.model import BoolArray, FloatArray, IntArray, OutputKind, PairedSample
+from core.analysis.multiplicity import INCONCLUSIVE, decide
+from core.analysis.operational import error_rate, latency_ratio
+from core.spec import AnalysisSpec
+
+
+@dataclass(frozen=True)
+class Batch:
+    """R runs of paired outputs. Outputs hold only the pairs both sides answered,
+    (R, n) or (R, n, k); error flags and latencies hold every pair, (R, N)."""
+
+    kind: OutputKind
+    production: npt.NDArray[Any]
+    shadow: npt.NDArray[Any]
+    production_error: BoolArray
+    shadow_error: BoolArray
+    production_ms: FloatArray | None = None
+    shadow_ms: FloatArray | None = None
+    classes: int = 0  # LABELS: codes run from 0 to classes - 1
+
+    @property
+    def runs(self) -> int:
+        return int(self.production_error.shape[0])
+
+    @property
+    def pairs(self) -> int:
+        return int(self.production_error.shape[1])
+
+    @property
+    def compared(self) -> int:
+        return int(self.production.shape[1])
+
+    @classmethod
+    def of(cls, sample: PairedSample) -> Batch:
+        ok = sample.both_ok
+        latencies: dict[str, FloatArray | None] = {"production_ms": None, "shadow_ms": None}
+        if sample.production_ms is not None and sample.shadow_ms is not None:
+            # errors are judged by the error rate: only successful calls count for latency
+            latencies = {
+                "production_ms": np.where(sample.production_error, np.nan, sample.production_ms),
+                "shadow_ms": np.where(sample.shadow_error, np.nan, sample.shadow_ms),
+            }
+        return cls(
+            kind=sample.kind,
+            production=sample.production[ok][None],
+            shadow=sample.shadow[ok][None],
+            production_error=sample.production_error[None],
+            shadow_error=sample.shadow_error[None],
+            production_ms=None
+            if latencies["production_ms"] is None
+            else latencies["production_ms"][None],
+            shadow_ms=None if latencies["shadow_ms"] is None else latencies["shadow_ms"][None],
+            classes=len(sample.labels),
+        )
+
+
+@dataclass
+class MetricRows:
+    """One metric over R runs."""
+
+    name: str
+    family: str  # equivalence | shape | operational | information
+    unit: str
+    threshold: float | None
+    gating: bool
+    estimate: FloatArray
+    low: FloatArray | None = None
+    high: FloatArray | None = None
+    p_pass: FloatArray | None = None
+    p_fail: FloatArray | None = None
+    p_value: FloatArray | None = None  # information metrics: test of no difference
+    needed: FloatArray | None = None  # in pairs of `count`
+    count: IntArray | None = None
+    output: str | None = None  # which output of a vector, e.g. "class 1"
+    extra: dict[str, FloatArray] = field(default_factory=dict)
+    outcome: npt.NDArray[np.int64] | None = None  # filled in by `evaluate`
+    p_fail_adjusted: FloatArray | None = None
+
+
+@dataclass
+class Evaluation:
+    kind: OutputKind
+    pairs: int
+    compared: int
+    alpha: float
+    metrics: list[MetricRows]
+    verdict: npt.NDArray[np.int64]  # (R,) multiplicity.PASS / FAIL / INCONCLUSIVE
+    needed: FloatArray  # (R,) total pairs estimated to settle an inconclusive run; NaN: none
+
+    @property
+    def gating(self) -> list[MetricRows]:
+        return [m for m in self.metrics if m.gating]
+
+
+def _gated(name: str, family: str, unit: str, threshold: float, t: Tested, **kw: Any) -> MetricRows:
+    return MetricRows(
+        name=name, family=family, unit=unit, threshold=threshold, gating=True,
+        estimate=t.estimate, low=t.low, high=t.high, p_pass=t.p_pass, p_fail=t.p_fail,
+        needed=t.needed, count=t.count, **kw,
+    )  # fmt: skip
+
+
+def _gating_count(batch: Batch) -> int:
+    per_output = {OutputKind.NUMBERS: 2, OutputKind.LABELS: 1}
+    k = batch.production.shape[2] if batch.production.ndim == 3 else 1
+    if batch.kind is OutputKind.PROBABILITIES:
+        outputs = 1 + 2 * len(_probability_columns(k))
+    elif batch.kind is OutputKind.VECTORS:
+        outputs = 2 * k
+    else:
+        outputs = per_output[batch.kind]
+    latency = int(batch.production_ms is not None and batch.shadow_ms is not None)
+    return outputs + 1 + latency
+
+
+def _probability_columns(k: int) -> list[int]:
+    return [1] if k == 2 else list(range(k))  # with two classes one column says it all
+
+
+def evaluate(batch: Batch, spec: AnalysisSpec, information: bool = True) -> Evaluation:
+    alpha = spec.alpha
+    alpha_fail = alpha / _gating_count(batch)  # planning only: Holm's first step
+    metrics: list[MetricRows] = []
+    p, s = batch.production, batch.shadow
+    if batch.kind is OutputKind.NUMBERS:
+        metrics += _numbers(p, s, spec, alpha_fail, None, information)
+    elif batch.kind is OutputKind.LABELS:
+        metrics += _labels(p, s, batch.classes, spec, alpha_fail, information)
+    else:
+        k = p.shape[2]
+        if batch.kind is OutputKind.PROBABILITIES:
+            top_p, top_s = np.argmax(p, axis=-1), np.argmax(s, axis=-1)
+            metrics += _labels(top_p, top_s, k, spec, alpha_fail, information, "top class")
+            columns, word = _probability_columns(k), "class"
+        else:
+            columns, word = list(range(k)), "output"
+        for c in columns:
+            metrics += _numbers(p[..., c], s[..., c], spec, alpha_fail, f"{word} {c}", information)
+    metrics += _operational(batch, spec, alpha_fail, information)
+
+    gating = [m for m in metrics if m.gating]
+    runs = batch.runs
+    p_pass = np.stack([_arr(m.p_pass) for m in gating], axis=-1)
+    p_fail = np.stack([_arr(m.p_fail) for m in gating], axis=-1)
+    counts = np.stack([_arr(m.count) for m in gating], axis=-1)
+    outcome, adjusted, verdict = decide(p_pass, p_fail, counts >= spec.min_pairs, alpha)
+    for i, m in enumerate(gating):
+        m.outcome, m.p_fail_adjusted = outcome[:, i], adjusted[:, i]
+        if m.count is not None and m.needed is not None:
+            # a metric below min_pairs needs at least min_pairs
+            short = m.count < spec.min_pairs
+            m.needed = np.where(short, np.fmax(m.needed, spec.min_pairs), m.needed)
+    needed = _needed_total(gating, outcome, verdict, batch.pairs, runs)
+    return Evaluation(batch.kind, batch.pairs, batch.compared, alpha, metrics, verdict, needed)
+
+
+def _arr(x: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
+    assert x is not None
+    return x
+
+
+def _needed_total(
+    gating: list[MetricRows],
+    outcome: npt.NDArray[np.int64],
+    verdict: npt.NDArray[np.int64],
+    pairs: int,
+    runs: int,
+) -> FloatArray:
+    """Total pairs at which every undecided metric should be settled, by the largest need."""
+    total = np.zeros(runs)
+    for i, m in enumerate(gating):
+        count = _arr(m.count).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.ceil(_arr(m.needed) * pairs / count)  # in all pairs, errors included
+        # an unknown (NaN) need of an undecided metric makes the total unknown
+        total = np.where(outcome[:, i] == INCONCLUSIVE, np.maximum(total, scaled), total)
+    total = np.where(total > pairs, total, np.nan)
+    total = np.where(total <= MAX_NEEDED, total, np.nan)
+    out: FloatArray = np.where(verdict == INCONCLUSIVE, total, np.nan)
+    return out
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _scale(p: FloatArray, s: FloatArray) -> FloatArray:
+    """Production's SD per run; when production is constant the shadow's SD, and when both
+    are, the size of production's value (1 when that is 0): a relative tolerance."""
+    n = p.shape[-1]
+    if n < 2:
+        return np.ones(p.shape[0])
+    sd_p, sd_s = p.std(axis=-1, ddof=1), s.std(axis=-1, ddof=1)
+    size = np.abs(p.mean(axis=-1))
+    out: FloatArray = np.where(
+        sd_p > 0, sd_p, np.where(sd_s > 0, sd_s, np.where(size > 0, size, 1.0))
+    )
+    return out
+
+
+def _numbers(
+    p: FloatArray,
+    s: FloatArray,
+    spec: AnalysisSpec,
+    alpha_fail: float,
+    output: str | None,
+    information: bool,
+) -> list[MetricRows]:
+    runs, n = p.shape
+    scale = _scale(p, s)
+    d = (s - p) / scale[:, None]
+    mean = mean_shift(d, np.full(runs, spec.mean_shift_sd), spec.alpha, alpha_fail)
+    q = shape.quantile_shift(p, s, spec.max_quantile_shift, spec.alpha, alpha_fail)
+    out = [
+        _gated("mean_shift", "equivalence", "sd", spec.mean_shift_sd, mean, output=output,
+               extra={"scale": scale}),
+        _gated("quantile_shift", "shape", "share", spec.max_quantile_shift, q, output=output,
+               extra={"level": q.level}),
+    ]  # fmt: skip
+    if not information:
+        return out
+    absolute = np.abs(d).mean(axis=-1) if n else full((runs,), np.nan)
+    same = (d == 0).mean(axis=-1) if n else full((runs,), np.nan)
+    out.append(
+        MetricRows("mean_abs_change", "information", "sd", None, False, absolute, output=output,
+                   extra={"identical": same})
+    )  # fmt: skip
+    ks = np.array([shape.classic_ks(p[r], s[r]) for r in range(runs)]).reshape(runs, 2)
+    out.append(
+        MetricRows("ks", "information", "share", None, False, ks[:, 0], p_value=ks[:, 1],
+                   output=output)
+    )  # fmt: skip
+    out.append(_psi([shape.psi_numbers(p[r], s[r]) for r in range(runs)], n, spec, output))
+    return out
+
+
+def _psi(
+    values: list[tuple[float, int]], n: int, spec: AnalysisSpec, output: str | None
+) -> MetricRows:
+    psi = np.array([v for v, _ in values])
+    bins = np.array([b for _, b in values], dtype=np.float64)
+    threshold = np.array([shape.psi_threshold(n, n, int(b), spec.alpha) for b in bins])
+    p_value = np.array([shape.psi_p_value(v, n, n, int(b)) for v, b in values])
+    return MetricRows(
+        "psi", "information", "psi", None, False, psi, p_value=p_value, output=output,
+        extra={"threshold": threshold, "bins": bins, "plain_rule": np.full(len(psi), shape.PSI_PLAIN_RULE)},
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- labels
+
+
+def _labels(
+    p: IntArray,
+    s: IntArray,
+    classes: int,
+    spec: AnalysisSpec,
+    alpha_fail: float,
+    information: bool,
+    output: str | None = None,
+) -> list[MetricRows]:
+    runs, n = p.shape
+    agree = agreement(p, s, spec.min_agreement, spec.alpha, alpha_fail)
+    out = [_gated("agreement", "equivalence", "share", spec.min_agreement, agree, output=output)]
+    if not information:
+        return out
+    sm = np.array([shape.stuart_maxwell(p[r], s[r], classes) for r in range(runs)]).reshape(runs, 3)
+    shares = np.zeros(runs)
+    for r in range(runs):
+        if n and classes:
+            move = np.bincount(s[r], minlength=classes) - np.bincount(p[r], minlength=classes)
+            shares[r] = np.abs(move).max() / n
+    out.append(
+        MetricRows("label_shift", "information", "share", None, False, shares, p_value=sm[:, 2],
+                   output=output, extra={"chi2": sm[:, 0], "df": sm[:, 1]})
+    )  # fmt: skip
+    out.append(_psi([shape.psi_labels(p[r], s[r], classes) for r in range(runs)], n, spec, output))
+    return out
+
+
+# ---------------------------------------------------------------- operational
+
+
+def _operational(
+    batch: Batch, spec: AnalysisSpec, alpha_fail: float, information: bool
+) -> list[MetricRows]:
+    errors = error_rate(
+        batch.production_error,
+        batch.shadow_error,
+        spec.max_error_rate_increase,
+        spec.alpha,
+        alpha_fail,
+    )
+    out = [
+        _gated("error_rate", "operational", "share", spec.max_error_rate_increase, errors,
+               extra={"production": batch.production_error.mean(axis=-1),
+                      "shadow": batch.shadow_error.mean(axis=-1)})
+    ]  # fmt: skip
+    if batch.production_ms is None or batch.shadow_ms is None:
+        return out
+    tail = latency_ratio(
+        batch.production_ms, batch.shadow_ms, spec.max_latency_ratio, spec.alpha, alpha_fail
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a run with no measured call: NaN
+        quantiles = {
+            f"{side}_{name}": np.nanquantile(ms, q, axis=-1, method="inverted_cdf")
+            for side, ms in (("production", batch.production_ms), ("shadow", batch.shadow_ms))
+            for name, q in (("p50", 0.5), ("p99", 0.99))
+        }
+    out.append(
+        _gated("latency_p99", "operational", "ratio", spec.max_latency_ratio, tail,
+               extra={"production_ms": quantiles["production_p99"],
+                      "shadow_ms": quantiles["shadow_p99"]})
+    )  # fmt: skip
+    if information:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = quantiles["shadow_p50"] / quantiles["production_p50"]
+        out.append(
+            MetricRows("latency_p50", "information", "ratio", None, False, ratio,
+                       extra={"production_ms": quantiles["production_p50"],
+                              "shadow_ms": quantiles["shadow_p50"]})
+        )  # fmt: skip
+    return out
