@@ -220,17 +220,13 @@ def _after_step(d: Deployment, cmd: Command, ev: Succeeded) -> tuple[Deployment,
     action = Action(cmd.action)
     result = ev.result
     summary = result.get("summary")
-    _log(
-        d,
-        ev.at,
-        EventType.STEP_SUCCEEDED,
-        step=_step_name(cmd.key),
-        **({"summary": summary} if summary else {}),
-    )
+    step = _step_name(cmd.key)
     d.context.update(result.get("facts", {}))
     if action is Action.RUN_CHECKS and not result.get("passed", False):
+        _log(d, ev.at, EventType.STEP_FAILED, step=step, error=f"checks failed: {summary}")
         return _begin_undo(d, EndReason.ERROR, f"golden-data checks failed: {summary}", ev.at)
-    elif action is Action.BAKE and result.get("fired"):
+    _log(d, ev.at, EventType.STEP_SUCCEEDED, step=step, **({"summary": summary} if summary else {}))
+    if action is Action.BAKE and result.get("fired"):
         first = result["fired"][0]
         _log(d, ev.at, EventType.ALARM, **first)
         message = (

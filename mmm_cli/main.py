@@ -464,6 +464,24 @@ def demo(c: Ctx, keep_running: bool) -> None:
     run_demo(keep_running=keep_running)
 
 
+@cli.command()
+@handled
+def tui() -> None:
+    """The Textual dashboard (not in this release)."""
+    _fail(
+        "the dashboard is not in this release yet; `mmm status` and `mmm models` show the same data",
+        1,
+    )
+
+
+@cli.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+@handled
+def bot(port: int) -> None:
+    """The Slack bot alone (not in this release)."""
+    _fail("the Slack bot is not in this release yet; use the CLI (`mmm approve`, `mmm abort`)", 1)
+
+
 def main() -> None:
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
     cli(prog_name="mmm")

@@ -86,6 +86,37 @@ def event_line(e: dict[str, Any]) -> str:
     return f"{at} {kind:<16} {detail}".rstrip()
 
 
+def progress_line(e: dict[str, Any]) -> str | None:
+    """One readable line for an event while a deployment runs (None: not worth a line)."""
+    at = str(e.get("at", ""))[11:19]
+    kind = e.get("type")
+    if kind == "step_succeeded":
+        return f"{at} ok    {e['step']:<16} {e.get('summary', '')}".rstrip()
+    if kind == "step_failed":
+        return f"{at} " + click.style(f"FAIL  {e['step']:<16} {e.get('error', '')}", fg="red")
+    if kind == "waiting_approval":
+        return f"{at} " + click.style(f"WAIT  gate {e['gate']}: needs an approval", fg="yellow")
+    if kind == "approved":
+        return f"{at} ok    approved by {e['by']} at gate {e['gate']}"
+    if kind == "abort_requested":
+        return f"{at} " + click.style(
+            f"ABORT requested by {e['by']} {e.get('reason') or ''}".rstrip(), fg="magenta"
+        )
+    if kind == "alarm":
+        return f"{at} " + click.style(
+            f"ALARM {e['name']}: {e['metric']} {e['value']:.4g} > {e['threshold']:.4g}", fg="red"
+        )
+    if kind == "analysis":
+        return f"{at} ok    analysis         {e.get('verdict')}: {e.get('summary', '')}"
+    if kind == "undo_started":
+        return f"{at} " + click.style(f"UNDO  {e.get('message', '')}", fg="magenta")
+    if kind == "undo_step":
+        return f"{at} undo  {e['step']}"
+    if kind == "finished":
+        return f"{at} =>    {e['state']}"
+    return None
+
+
 class ProgressPrinter:
     """Prints each new event of a deployment as one line on stderr while it runs."""
 
@@ -99,7 +130,9 @@ class ProgressPrinter:
         if self.quiet:
             return
         for e in d.events[start:]:
-            click.echo(f"  {d.id} {event_line(e)}", err=True)
+            line = progress_line(e)
+            if line is not None:
+                click.echo(f"  {line}", err=True)
         sys.stderr.flush()
 
 
