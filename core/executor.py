@@ -414,7 +414,7 @@ class Executor:
         return NotYet(now + timedelta(seconds=max(0.5, self.ws.settings.worker.poll_s)), progress)
 
     def _analyze(self, d: Deployment, cmd: Command) -> Outcome:
-        from core.analysis import PairedSample, analyze
+        from core.analysis import PairedSample, analyze, render_text
 
         records = self._pairs(d)
         if not records:
@@ -431,8 +431,11 @@ class Executor:
                 raise InvalidInput(f"captured predictions cannot be analysed: {exc}") from None
             result = analyze(sample, d.spec.analysis)
             verdict = result.to_public()
+            verdict["text"] = render_text(sample, result)  # for terminals and chat
             verdict["report"] = self._report(d, sample, result)
-        return Done({"analysis": verdict, "summary": str(verdict.get("summary", ""))})
+        return Done(
+            {"analysis": verdict, "summary": f"{verdict['verdict']} on {verdict['samples']} pairs"}
+        )
 
     def _report(self, d: Deployment, sample: Any, result: Any) -> list[str]:
         """Charts of the analysis in the reports bucket; best effort, never fails the step."""

@@ -65,9 +65,9 @@ def _service(home: Path, actor: str) -> Any:
     return build_service(home, actor)
 
 
-def _run(svc: Any, d: Any) -> Any:
+def _run(svc: Any, d: Any, since: int | None = None) -> Any:
     printer = render.ProgressPrinter()
-    printer.seen[d.id] = 0
+    printer.seen[d.id] = len(d.events) if since is None else since  # older events are not news
     printer(d)
     d = svc.run(d, on_change=printer)
     click.echo(
@@ -138,8 +138,13 @@ def run_demo(keep_running: bool = False) -> None:
             alice.approve(d.id)
         except PermissionDenied as exc:
             click.echo(f"  refused: {exc}")
-        d = _run(bob, bob.approve(d.id))
-        answer = invoke(server.url, ENDPOINT, {"instances": rows[:2]})
+        d = bob.approve(d.id)
+        d = _run(bob, d, since=max(i for i, e in enumerate(d.events) if e["type"] == "approved"))
+        for _ in range(50):  # the gateway picks up a new configuration within a poll
+            answer = invoke(server.url, ENDPOINT, {"instances": rows[:2]})
+            if answer["variant"] == f"{MODEL}-v2":
+                break
+            time.sleep(0.1)
         click.echo(f"  {ENDPOINT} now answers from {answer['variant']}")
 
         _say(f"9. where {MODEL} is used")
@@ -175,17 +180,7 @@ def run_demo(keep_running: bool = False) -> None:
 
 
 def _show_analysis(analysis: dict[str, Any]) -> None:
-    click.echo(
-        f"  verdict: {analysis.get('verdict')} on {analysis.get('samples')} paired predictions"
-    )
-    click.echo(f"  {analysis.get('summary', '')}")
-    for metric in analysis.get("metrics", [])[:8]:
-        if isinstance(metric, dict):
-            name = metric.get("name", "?")
-            status = metric.get("status") or metric.get("verdict") or ""
-            click.echo(f"    {name:<28} {status}")
-    text = analysis.get("text")
-    if isinstance(text, str):
-        click.echo("\n".join(f"  {line}" for line in text.splitlines()))
+    text = analysis.get("text") or f"{analysis.get('verdict')}: {analysis.get('summary', '')}"
+    click.echo("\n".join(f"  {line}" for line in str(text).splitlines()))
     for uri in analysis.get("report", []):
         click.echo(f"  chart: {uri}")

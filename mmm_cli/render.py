@@ -107,7 +107,7 @@ def progress_line(e: dict[str, Any]) -> str | None:
             f"ALARM {e['name']}: {e['metric']} {e['value']:.4g} > {e['threshold']:.4g}", fg="red"
         )
     if kind == "analysis":
-        return f"{at} ok    analysis         {e.get('verdict')}: {e.get('summary', '')}"
+        return f"{at} ok    analysis         {e.get('summary', '')}"
     if kind == "undo_started":
         return f"{at} " + click.style(f"UNDO  {e.get('message', '')}", fg="magenta")
     if kind == "undo_step":

@@ -20,9 +20,8 @@ test, PSI with its sample-size threshold, label-share tests, p50 latency.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +32,8 @@ from core.analysis.model import BoolArray, FloatArray, IntArray, OutputKind, Pai
 from core.analysis.multiplicity import INCONCLUSIVE, decide
 from core.analysis.operational import error_rate, latency_ratio
 from core.spec import AnalysisSpec
+
+GROWTH = 4  # an inconclusive analysis asks for at most this many times the pairs it had
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,15 @@ class Batch:
         )
 
 
+Family = Literal["equivalence", "shape", "operational", "information"]
+
+
 @dataclass
 class MetricRows:
     """One metric over R runs."""
 
     name: str
-    family: str  # equivalence | shape | operational | information
+    family: Family
     unit: str
     threshold: float | None
     gating: bool
@@ -123,7 +127,9 @@ class Evaluation:
         return [m for m in self.metrics if m.gating]
 
 
-def _gated(name: str, family: str, unit: str, threshold: float, t: Tested, **kw: Any) -> MetricRows:
+def _gated(
+    name: str, family: Family, unit: str, threshold: float, t: Tested, **kw: Any
+) -> MetricRows:
     return MetricRows(
         name=name, family=family, unit=unit, threshold=threshold, gating=True,
         estimate=t.estimate, low=t.low, high=t.high, p_pass=t.p_pass, p_fail=t.p_fail,
@@ -148,29 +154,28 @@ def _probability_columns(k: int) -> list[int]:
     return [1] if k == 2 else list(range(k))  # with two classes one column says it all
 
 
-def evaluate(batch: Batch, spec: AnalysisSpec, information: bool = True) -> Evaluation:
+def evaluate(batch: Batch, spec: AnalysisSpec) -> Evaluation:
     alpha = spec.alpha
     alpha_fail = alpha / _gating_count(batch)  # planning only: Holm's first step
     metrics: list[MetricRows] = []
     p, s = batch.production, batch.shadow
     if batch.kind is OutputKind.NUMBERS:
-        metrics += _numbers(p, s, spec, alpha_fail, None, information)
+        metrics += _numbers(p, s, spec, alpha_fail, None)
     elif batch.kind is OutputKind.LABELS:
-        metrics += _labels(p, s, batch.classes, spec, alpha_fail, information)
+        metrics += _labels(p, s, batch.classes, spec, alpha_fail)
     else:
         k = p.shape[2]
         if batch.kind is OutputKind.PROBABILITIES:
             top_p, top_s = np.argmax(p, axis=-1), np.argmax(s, axis=-1)
-            metrics += _labels(top_p, top_s, k, spec, alpha_fail, information, "top class")
+            metrics += _labels(top_p, top_s, k, spec, alpha_fail, "top class")
             columns, word = _probability_columns(k), "class"
         else:
             columns, word = list(range(k)), "output"
         for c in columns:
-            metrics += _numbers(p[..., c], s[..., c], spec, alpha_fail, f"{word} {c}", information)
-    metrics += _operational(batch, spec, alpha_fail, information)
+            metrics += _numbers(p[..., c], s[..., c], spec, alpha_fail, f"{word} {c}")
+    metrics += _operational(batch, spec, alpha_fail)
 
     gating = [m for m in metrics if m.gating]
-    runs = batch.runs
     p_pass = np.stack([_arr(m.p_pass) for m in gating], axis=-1)
     p_fail = np.stack([_arr(m.p_fail) for m in gating], axis=-1)
     counts = np.stack([_arr(m.count) for m in gating], axis=-1)
@@ -181,7 +186,7 @@ def evaluate(batch: Batch, spec: AnalysisSpec, information: bool = True) -> Eval
             # a metric below min_pairs needs at least min_pairs
             short = m.count < spec.min_pairs
             m.needed = np.where(short, np.fmax(m.needed, spec.min_pairs), m.needed)
-    needed = _needed_total(gating, outcome, verdict, batch.pairs, runs)
+    needed = _needed_total(gating, outcome, verdict, batch.pairs, spec.min_pairs)
     return Evaluation(batch.kind, batch.pairs, batch.compared, alpha, metrics, verdict, needed)
 
 
@@ -195,18 +200,29 @@ def _needed_total(
     outcome: npt.NDArray[np.int64],
     verdict: npt.NDArray[np.int64],
     pairs: int,
-    runs: int,
+    min_pairs: int,
 ) -> FloatArray:
-    """Total pairs at which every undecided metric should be settled, by the largest need."""
-    total = np.zeros(runs)
+    """Total pairs at which to look again: where the slowest undecided metric should settle,
+    but at most GROWTH times the pairs at hand (and never below min_pairs); NaN when some
+    undecided metric has no estimate (no sample size settles it at the observed difference)."""
+    total = np.zeros(len(verdict))
+    floor = np.zeros(len(verdict))
     for i, m in enumerate(gating):
         count = _arr(m.count).astype(np.float64)
+        undecided = outcome[:, i] == INCONCLUSIVE
         with np.errstate(divide="ignore", invalid="ignore"):
-            scaled = np.ceil(_arr(m.needed) * pairs / count)  # in all pairs, errors included
+            per_pair = pairs / count  # its count is of pairs it could use: scale to all pairs
+            scaled = np.ceil(_arr(m.needed) * per_pair)
+            short = undecided & (count < min_pairs)
+            floor = np.where(short, np.fmax(floor, np.ceil(min_pairs * per_pair)), floor)
         # an unknown (NaN) need of an undecided metric makes the total unknown
-        total = np.where(outcome[:, i] == INCONCLUSIVE, np.maximum(total, scaled), total)
-    total = np.where(total > pairs, total, np.nan)
+        total = np.where(undecided, np.maximum(total, scaled), total)
     total = np.where(total <= MAX_NEEDED, total, np.nan)
+    # estimates from a small sample are rough: look again after at most GROWTH times as many
+    total = np.where(
+        np.isfinite(total), np.maximum(np.minimum(total, GROWTH * pairs), floor), total
+    )
+    total = np.where(total > pairs, total, np.nan)
     out: FloatArray = np.where(verdict == INCONCLUSIVE, total, np.nan)
     return out
 
@@ -228,39 +244,56 @@ def _scale(p: FloatArray, s: FloatArray) -> FloatArray:
     return out
 
 
+def _margin_var(p: FloatArray, margin: FloatArray) -> FloatArray:
+    """Per-pair variance of margin * (sample SD / SD): margin^2 (kurtosis - 1) / 4."""
+    n = p.shape[-1]
+    if n < 4:
+        return np.zeros(p.shape[0])
+    centred = p - p.mean(axis=-1, keepdims=True)
+    squares = np.square(centred, out=centred)
+    m2 = squares.mean(axis=-1)
+    m4 = np.einsum("...i,...i->...", squares, squares) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kurtosis = np.where(m2 > 0, m4 / m2**2, 1.0)
+    out: FloatArray = margin**2 * np.maximum(kurtosis - 1, 0) / 4
+    return out
+
+
 def _numbers(
     p: FloatArray,
     s: FloatArray,
     spec: AnalysisSpec,
     alpha_fail: float,
     output: str | None,
-    information: bool,
 ) -> list[MetricRows]:
     runs, n = p.shape
     scale = _scale(p, s)
     d = (s - p) / scale[:, None]
-    mean = mean_shift(d, np.full(runs, spec.mean_shift_sd), spec.alpha, alpha_fail)
-    q = shape.quantile_shift(p, s, spec.max_quantile_shift, spec.alpha, alpha_fail)
+    margin = np.full(runs, spec.mean_shift_sd)
+    mean = mean_shift(d, margin, spec.alpha, alpha_fail, _margin_var(p, margin))
+    sorted_p = np.sort(p, axis=-1)
+    q = shape.quantile_shift(p, s, spec.max_quantile_shift, spec.alpha, alpha_fail, sorted_p)
     out = [
         _gated("mean_shift", "equivalence", "sd", spec.mean_shift_sd, mean, output=output,
                extra={"scale": scale}),
         _gated("quantile_shift", "shape", "share", spec.max_quantile_shift, q, output=output,
                extra={"level": q.level}),
     ]  # fmt: skip
-    if not information:
-        return out
     absolute = np.abs(d).mean(axis=-1) if n else full((runs,), np.nan)
     same = (d == 0).mean(axis=-1) if n else full((runs,), np.nan)
     out.append(
         MetricRows("mean_abs_change", "information", "sd", None, False, absolute, output=output,
                    extra={"identical": same})
     )  # fmt: skip
-    ks = np.array([shape.classic_ks(p[r], s[r]) for r in range(runs)]).reshape(runs, 2)
+    sorted_s = np.sort(s, axis=-1)
+    ks = np.array([shape.classic_ks(sorted_p[r], sorted_s[r]) for r in range(runs)])
+    ks = ks.reshape(runs, 2)
     out.append(
         MetricRows("ks", "information", "share", None, False, ks[:, 0], p_value=ks[:, 1],
                    output=output)
     )  # fmt: skip
-    out.append(_psi([shape.psi_numbers(p[r], s[r]) for r in range(runs)], n, spec, output))
+    psi = [shape.psi_numbers(sorted_p[r], sorted_s[r]) for r in range(runs)]
+    out.append(_psi(psi, n, spec, output))
     return out
 
 
@@ -286,14 +319,11 @@ def _labels(
     classes: int,
     spec: AnalysisSpec,
     alpha_fail: float,
-    information: bool,
     output: str | None = None,
 ) -> list[MetricRows]:
     runs, n = p.shape
     agree = agreement(p, s, spec.min_agreement, spec.alpha, alpha_fail)
     out = [_gated("agreement", "equivalence", "share", spec.min_agreement, agree, output=output)]
-    if not information:
-        return out
     sm = np.array([shape.stuart_maxwell(p[r], s[r], classes) for r in range(runs)]).reshape(runs, 3)
     shares = np.zeros(runs)
     for r in range(runs):
@@ -311,9 +341,7 @@ def _labels(
 # ---------------------------------------------------------------- operational
 
 
-def _operational(
-    batch: Batch, spec: AnalysisSpec, alpha_fail: float, information: bool
-) -> list[MetricRows]:
+def _operational(batch: Batch, spec: AnalysisSpec, alpha_fail: float) -> list[MetricRows]:
     errors = error_rate(
         batch.production_error,
         batch.shadow_error,
@@ -331,24 +359,17 @@ def _operational(
     tail = latency_ratio(
         batch.production_ms, batch.shadow_ms, spec.max_latency_ratio, spec.alpha, alpha_fail
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a run with no measured call: NaN
-        quantiles = {
-            f"{side}_{name}": np.nanquantile(ms, q, axis=-1, method="inverted_cdf")
-            for side, ms in (("production", batch.production_ms), ("shadow", batch.shadow_ms))
-            for name, q in (("p50", 0.5), ("p99", 0.99))
-        }
+    quantiles = tail.quantiles
     out.append(
         _gated("latency_p99", "operational", "ratio", spec.max_latency_ratio, tail,
                extra={"production_ms": quantiles["production_p99"],
                       "shadow_ms": quantiles["shadow_p99"]})
     )  # fmt: skip
-    if information:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = quantiles["shadow_p50"] / quantiles["production_p50"]
-        out.append(
-            MetricRows("latency_p50", "information", "ratio", None, False, ratio,
-                       extra={"production_ms": quantiles["production_p50"],
-                              "shadow_ms": quantiles["shadow_p50"]})
-        )  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = quantiles["shadow_p50"] / quantiles["production_p50"]
+    out.append(
+        MetricRows("latency_p50", "information", "ratio", None, False, ratio,
+                   extra={"production_ms": quantiles["production_p50"],
+                          "shadow_ms": quantiles["shadow_p50"]})
+    )  # fmt: skip
     return out

@@ -62,13 +62,22 @@ def needed(
 # ---------------------------------------------------------------- mean shift (TOST)
 
 
-def mean_shift(d: FloatArray, margin: FloatArray, alpha: float, alpha_fail: float) -> Tested:
+def mean_shift(
+    d: FloatArray,
+    margin: FloatArray,
+    alpha: float,
+    alpha_fail: float,
+    margin_var: FloatArray | None = None,
+) -> Tested:
     """Paired mean difference against +-`margin` (same unit as `d`).
 
     Pass: TOST (two one-sided t-tests); its (1 - 2 alpha) interval lies inside
     the margin. Fail: the folded t-test of |mean| > margin, exact in size at
-    |mean| = margin (both tails counted). Differences that are all equal have
-    no spread: the decision is then the comparison itself.
+    |mean| = margin (both tails counted). `margin_var` is the per-pair variance
+    the margin itself carries when it is estimated from the same sample (a
+    multiple of production's SD); it widens the standard error. Differences
+    that are all equal, with an exact margin, have no spread: the decision is
+    then the comparison itself.
     """
     n = d.shape[-1]
     shape = d.shape[:-1]
@@ -79,6 +88,8 @@ def mean_shift(d: FloatArray, margin: FloatArray, alpha: float, alpha_fail: floa
         return Tested(nan, nan, nan, full(shape, 1.0), full(shape, 1.0), nan, count)
     m = d.mean(axis=-1)
     sd = d.std(axis=-1, ddof=1) if n > 1 else full(shape, np.nan)
+    if margin_var is not None:
+        sd = np.sqrt(sd**2 + margin_var)
     se = sd / np.sqrt(n)
     df = max(n - 1, 1)
     a = np.abs(m)

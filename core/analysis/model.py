@@ -48,6 +48,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 _PROBABILITY_SUM_TOLERANCE = 1e-3
+_PLAIN_NUMBERS = {float, int, type(None)}
 
 
 class AnalysisInputError(InvalidInput, ValueError):
@@ -121,7 +122,7 @@ class PairedSample:
         s_ms = _latencies([r.get("shadow_ms") for r in records], "shadow_ms")
         notes: list[str] = []
         ids = [r.get("request_id") for r in records]
-        if any(isinstance(i, str) and "#" in i for i in ids):
+        if _any_hash(ids):
             repeat = _repeated_requests(ids)
             if repeat.any():
                 for ms in (p_ms, s_ms):
@@ -174,6 +175,13 @@ def _bad_record(records: Sequence[Any]) -> str:
     return "records are not mappings with production and shadow"
 
 
+def _any_hash(ids: list[Any]) -> bool:
+    """Whether some request id names one instance of a batch (`<id>#<index>`)."""
+    if {type(i) for i in ids} == {str}:
+        return "#" in "\n".join(ids)  # one C-level scan instead of a million
+    return any(isinstance(i, str) and "#" in i for i in ids)
+
+
 def _repeated_requests(ids: list[Any]) -> BoolArray:
     seen: set[str] = set()
     repeat = np.zeros(len(ids), dtype=bool)
@@ -212,9 +220,15 @@ def _latencies(
         if len(bad):
             raise AnalysisInputError(f"{name}[{bad[0]}]: {ms[bad[0]]} is not a latency in ms")
         return ms
-    if all(v is None for v in values):
+    types = {type(v) for v in values}
+    if types == {type(None)}:
         return None
-    out = np.full(len(values), np.nan)
+    if types <= _PLAIN_NUMBERS:  # fast path: numpy turns None into NaN
+        ms = np.array(values, dtype=np.float64)
+        nones = sum(1 for v in values if v is None)
+        if not np.any(np.isinf(ms) | (ms < 0)) and int(np.isnan(ms).sum()) == nones:
+            return ms
+    out = np.full(len(values), np.nan)  # slow path: find the record to name
     for i, v in enumerate(values):
         if v is None:
             continue
@@ -257,6 +271,7 @@ class _Side:
     category: str  # the common category of its outputs (_NONE when it never answered)
     values: list[Any] | npt.NDArray[Any]
     missing: BoolArray  # no output at all (None)
+    plain: bool = False  # a list of only floats, ints and None: numpy converts it directly
 
 
 def _classify(values: Sequence[Any] | npt.NDArray[Any], name: str) -> _Side:
@@ -273,7 +288,8 @@ def _classify(values: Sequence[Any] | npt.NDArray[Any], name: str) -> _Side:
         return _Side(name, category, values, missing)
     values = list(values)
     first: dict[str, int] = {}
-    for t in {type(v) for v in values}:
+    value_types = {type(v) for v in values}
+    for t in value_types:
         sample = next(i for i, v in enumerate(values) if type(v) is t)
         category = _category(values[sample])
         if category is None:
@@ -282,8 +298,14 @@ def _classify(values: Sequence[Any] | npt.NDArray[Any], name: str) -> _Side:
                 "(numbers, labels, or lists of numbers)"
             )
         first[category] = min(first.get(category, sample), sample)
-    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    present = set(first) - {_NONE}
+    types = set(first)
+    missing = (
+        np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        if _NONE in types
+        else np.zeros(len(values), dtype=bool)
+    )
+    plain = value_types <= _PLAIN_NUMBERS
+    present = types - {_NONE}
     if present == {_INT, _FLOAT}:
         present = {_FLOAT}  # JSON writers drop ".0": ints among floats are numbers
     if len(present) > 1:
@@ -291,12 +313,14 @@ def _classify(values: Sequence[Any] | npt.NDArray[Any], name: str) -> _Side:
         raise AnalysisInputError(
             f"mixed output types on the {name} side: {a} (record {ia}) and {b} (record {ib})"
         )
-    return _Side(name, present.pop() if present else _NONE, values, missing)
+    return _Side(name, present.pop() if present else _NONE, values, missing, plain)
 
 
 def _as_floats(side: _Side) -> FloatArray:
     if isinstance(side.values, np.ndarray):
         return side.values.astype(np.float64)
+    if side.plain:
+        return np.array(side.values, dtype=np.float64)  # None becomes NaN
     return np.array([np.nan if v is None else float(v) for v in side.values], dtype=np.float64)
 
 

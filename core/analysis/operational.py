@@ -1,9 +1,10 @@
 """Operational comparison: the shadow's error rate and tail latency against production's.
 
 Error rate: paired (both versions saw the same request), by Tango's score
-test for a difference of paired proportions with a margin: pass when the
-shadow's error rate is shown to exceed production's by less than
-`max_error_rate_increase`, fail when shown to exceed it by more.
+test for a difference of paired proportions with a margin (Tango 1998), with
+a continuity correction: pass when the shadow's error rate is shown to
+exceed production's by less than `max_error_rate_increase`, fail when shown
+to exceed it by more.
 
 Latency: the ratio of the shadow's p99 to production's against
 `max_latency_ratio`, distribution-free. Q_s <= r * Q_p is tested as "the
@@ -15,6 +16,8 @@ Only calls that succeeded count: errors are judged by the error rate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
@@ -23,6 +26,7 @@ from core.analysis.equivalence import MAX_NEEDED, PLANNING_POWER, Tested, full, 
 from core.analysis.model import BoolArray, FloatArray
 
 LATENCY_QUANTILE = 0.99
+_PASS_CORRECTION, _FAIL_CORRECTION = 0.5, 1.5  # continuity corrections, in error counts
 
 
 # ---------------------------------------------------------------- error rate (Tango)
@@ -56,21 +60,41 @@ def error_rate(
         nan, one = full(n.shape, np.nan), full(n.shape, 1.0)
         return Tested(nan, nan, nan, one, one, nan, count)
     diff = (b - c) / n
-    t = _tango(b, c, n, np.full(n.shape, margin))
-    p_pass = np.asarray(stats.norm.cdf(t), dtype=np.float64)
-    p_fail = np.asarray(stats.norm.sf(t), dtype=np.float64)
+    h = np.full(n.shape, margin)
+    # The score test runs liberal with few errors; counting shadow-only errors toward the
+    # null (half a count to pass, one and a half to fail) keeps its exact size at or below
+    # alpha (checked by enumeration: docs/analysis.md).
+    t_pass = _tango(b + _PASS_CORRECTION, c, n, h)
+    t_fail = _tango(np.maximum(b - _FAIL_CORRECTION, 0.0), c, n, h)
+    p_pass = np.asarray(stats.norm.cdf(t_pass), dtype=np.float64)
+    p_fail = np.asarray(stats.norm.sf(t_fail), dtype=np.float64)
     z = float(stats.norm.ppf(1 - alpha))
     low, high = _invert(b, c, n, z), _invert(b, c, n, -z)
     var1 = (b + c) / n - diff**2
     z_pass, z_fail = stats.norm.ppf(1 - alpha), stats.norm.ppf(1 - alpha_fail)
-    # no discordant pair yet: the score test passes once n * h / (1 - h) > z^2
-    zero = z_pass**2 * (1 - margin) / margin if margin > 0 else np.inf
+    zero = _pairs_to_pass_without_errors(margin, float(z_pass))
     need_pass = np.where(var1 > 0, needed(n, np.sqrt(var1), margin - diff, z_pass), zero)
     need_pass = np.where(diff < margin, np.maximum(need_pass, 1.2 * n + 1), np.nan)
     spread = np.sqrt(np.maximum(var1, margin * (1 - margin)))
     need = np.where(diff < margin, need_pass, needed(n, spread, diff - margin, z_fail))
     need = np.where(need <= MAX_NEEDED, np.ceil(need), np.nan)
     return Tested(diff, low, high, p_pass, p_fail, need, count)
+
+
+def _pairs_to_pass_without_errors(margin: float, z: float) -> float:
+    """Fewest pairs at which the (corrected) test passes when no call ever failed."""
+
+    def passes(n: float) -> bool:
+        t = _tango(np.array([_PASS_CORRECTION]), np.zeros(1), np.array([n]), np.array([margin]))
+        return bool(t[0] < -z)
+
+    lo, hi = 1.0, float(MAX_NEEDED)
+    if not passes(hi):
+        return np.inf
+    while hi - lo > 1:
+        mid = np.floor((lo + hi) / 2)
+        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
+    return hi
 
 
 def _invert(b: FloatArray, c: FloatArray, n: FloatArray, z: float) -> FloatArray:
@@ -87,6 +111,11 @@ def _invert(b: FloatArray, c: FloatArray, n: FloatArray, z: float) -> FloatArray
 # ---------------------------------------------------------------- tail latency
 
 
+@dataclass(frozen=True)
+class LatencyTested(Tested):
+    quantiles: dict[str, FloatArray]  # "production_p50", "shadow_p99", ... in ms
+
+
 def latency_ratio(
     production_ms: FloatArray,
     shadow_ms: FloatArray,
@@ -94,21 +123,30 @@ def latency_ratio(
     alpha: float,
     alpha_fail: float,
     q: float = LATENCY_QUANTILE,
-) -> Tested:
+) -> LatencyTested:
     """Shadow q-quantile over production's, rows (R, N) with NaN for calls not measured."""
     runs = production_ms.shape[0]
     est, low, high = full((runs,), np.nan), full((runs,), np.nan), full((runs,), np.nan)
     p_pass, p_fail, need = full((runs,), 1.0), full((runs,), 1.0), full((runs,), np.nan)
     count = np.zeros(runs, dtype=np.int64)
+    quantiles = {
+        f"{side}_{name}": full((runs,), np.nan)
+        for side in ("production", "shadow")
+        for name in ("p50", "p99")
+    }
     for r in range(runs):
         xp = np.sort(production_ms[r][~np.isnan(production_ms[r])])
         xs = np.sort(shadow_ms[r][~np.isnan(shadow_ms[r])])
+        for side, x in (("production", xp), ("shadow", xs)):
+            if len(x):
+                quantiles[f"{side}_p50"][r] = _quantile(x, 0.5)
+                quantiles[f"{side}_p99"][r] = _quantile(x, 0.99)
         count[r] = min(len(xp), len(xs))
         if count[r] == 0:
             continue
         res = _latency_row(xp, xs, max_ratio, alpha, alpha_fail, q)
         est[r], low[r], high[r], p_pass[r], p_fail[r], need[r] = res
-    return Tested(est, low, high, p_pass, p_fail, need, count)
+    return LatencyTested(est, low, high, p_pass, p_fail, need, count, quantiles)
 
 
 def _latency_row(

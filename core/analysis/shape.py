@@ -50,7 +50,12 @@ class ShapeTested(Tested):
 
 
 def quantile_shift(
-    production: FloatArray, shadow: FloatArray, tolerance: float, alpha: float, alpha_fail: float
+    production: FloatArray,
+    shadow: FloatArray,
+    tolerance: float,
+    alpha: float,
+    alpha_fail: float,
+    sorted_production: FloatArray | None = None,
 ) -> ShapeTested:
     """Largest gap F_s(x_q) - F_p(x_q) over production's grid quantiles x_q, rows (R, n)."""
     runs, n = production.shape
@@ -60,7 +65,9 @@ def quantile_shift(
         nan = full((runs,), np.nan)
         one = full((runs,), 1.0)
         return ShapeTested(nan, nan, nan, one, one, nan, count, nan)
-    x = lower_quantiles(np.sort(production, axis=-1), GRID)
+    if sorted_production is None:
+        sorted_production = np.sort(production, axis=-1)
+    x = lower_quantiles(sorted_production, GRID)
     at_or_below_p = np.empty((runs, k))
     at_or_below_s = np.empty((runs, k))
     discordant = np.empty((runs, k))
@@ -111,18 +118,39 @@ def quantile_shift(
 
 def classic_ks(production: FloatArray, shadow: FloatArray) -> tuple[float, float]:
     """Two-sample KS statistic and its asymptotic p-value, as ks_2samp(method="asymp")
-    computes them; unpaired, so conservative for positively correlated pairs."""
+    computes them, of two *sorted* samples; unpaired, so conservative for positively
+    correlated pairs."""
     n, m = len(production), len(shadow)
     if n == 0 or m == 0:
         return float("nan"), float("nan")
-    a, b = np.sort(production), np.sort(shadow)
-    both = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, both, side="right") / n
-    cdf_b = np.searchsorted(b, both, side="right") / m
-    d = float(np.max(np.abs(cdf_a - cdf_b)))
+    # the largest gap between the two step functions is reached at a data point
+    d = max(
+        _largest_gap(production, shadow, n, m),
+        _largest_gap(shadow, production, m, n),
+    )
     en = n * m / (n + m)
-    p = float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    p = float(np.clip(stats.kstwo.sf(d, max(np.round(en), 1.0)), 0.0, 1.0))
     return d, p
+
+
+def _largest_gap(at: FloatArray, other: FloatArray, n_at: int, n_other: int) -> float:
+    """max |F_at(x) - F_other(x)| over the points x of `at` (both sorted)."""
+    own = (
+        np.searchsorted(at, at, side="right")
+        if np.any(at[1:] == at[:-1])
+        else np.arange(1, n_at + 1)
+    )
+    below = np.searchsorted(other, at, side="right")
+    return float(np.max(np.abs(own / n_at - below / n_other)))
+
+
+def _linear_quantiles(sorted_values: FloatArray, levels: FloatArray) -> FloatArray:
+    """np.quantile's default (linear) quantiles of a sorted array, without re-sorting it."""
+    pos = levels * (len(sorted_values) - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(sorted_values) - 1)
+    out: FloatArray = sorted_values[lo] + (pos - lo) * (sorted_values[hi] - sorted_values[lo])
+    return out
 
 
 def psi_from_counts(expected: FloatArray, actual: FloatArray) -> float:
@@ -133,13 +161,15 @@ def psi_from_counts(expected: FloatArray, actual: FloatArray) -> float:
 
 
 def psi_numbers(production: FloatArray, shadow: FloatArray) -> tuple[float, int]:
-    """PSI over production's deciles (fewer bins when deciles tie); returns (psi, bins)."""
+    """PSI over production's deciles (fewer bins when deciles tie) of two *sorted* samples;
+    returns (psi, bins)."""
     if len(production) == 0:
         return float("nan"), 0
-    edges = np.unique(np.quantile(production, np.arange(1, PSI_BINS) / PSI_BINS))
+    edges = np.unique(_linear_quantiles(production, np.arange(1, PSI_BINS) / PSI_BINS))
     bins = len(edges) + 1
-    expected = np.bincount(np.searchsorted(edges, production, side="right"), minlength=bins)
-    actual = np.bincount(np.searchsorted(edges, shadow, side="right"), minlength=bins)
+    # bin k holds [edge k-1, edge k): count the values below each edge
+    expected = np.diff(np.searchsorted(production, edges), prepend=0, append=len(production))
+    actual = np.diff(np.searchsorted(shadow, edges), prepend=0, append=len(shadow))
     return psi_from_counts(expected.astype(float), actual.astype(float)), bins
 
 
