@@ -257,12 +257,14 @@ def _after_analysis(
     assert isinstance(strategy, Shadow)
     started = datetime.fromisoformat(d.context.get("collect_started") or iso(at))
     needed = verdict.get("needed_samples")
-    if at < started + timedelta(seconds=strategy.max_wait_s) and needed:
+    live = strategy.traffic == "live"  # a replay file has nothing more to give
+    if live and at < started + timedelta(seconds=strategy.max_wait_s) and needed:
         # Inconclusive: collect until the analysis says it has enough, then look again.
-        d.context["min_samples"] = int(needed)
+        # never ask for what is already there: the same data would give the same answer
+        d.context["min_samples"] = max(int(needed), int(verdict.get("samples") or 0) + 1)
         collect = next(i for i, s in enumerate(plan_of(d)) if s.action is Action.COLLECT)
         return _enter(d, collect, at)
-    # Out of time (or no estimate of what would settle it): a person decides.
+    # Out of time, out of replayed inputs, or no estimate of what would settle it: a person decides.
     return _wait_at_gate(d, Gate.BEFORE_PROMOTE, at)
 
 
