@@ -18,8 +18,10 @@ import numpy as np
 from scipy import stats
 
 from core.analysis import simulate
+from core.analysis.engine import evaluate
 from core.analysis.equivalence import mean_shift
-from core.analysis.operational import latency_ratio
+from core.analysis.multiplicity import FAIL, INCONCLUSIVE, PASS
+from core.analysis.operational import error_rate, latency_ratio
 from core.analysis.shape import quantile_shift
 from core.spec import AnalysisSpec
 
@@ -59,18 +61,19 @@ def boundary_table(runs: int) -> None:
     rng = np.random.default_rng(99)
     rows: list[tuple[str, float, float]] = []
     n = 500
-    d = rng.normal(0.1, 0.28, size=(runs, n))
-    t = mean_shift(d, np.full(runs, 0.1), alpha, alpha)
-    rows.append(("mean shift = 0.1 SD (normal differences)", *_rates(t.p_pass, t.p_fail, alpha)))
-    skewed = 0.1 + rng.exponential(0.28, size=(runs, n)) - 0.28
-    t = mean_shift(skewed, np.full(runs, 0.1), alpha, alpha)
-    rows.append(
-        ("mean shift = 0.1 SD (exponential differences)", *_rates(t.p_pass, t.p_fail, alpha))
-    )
+    for size in (100, 500):
+        for name, noise in (("normal", _normal), ("exponential", _exponential)):
+            worst = (0.0, 0.0)
+            for sign in (1, -1):  # at +0.1 and at -0.1: report the worse of the two
+                d = sign * 0.1 + noise(rng, (runs, size))
+                t = mean_shift(d, np.full(runs, 0.1), alpha, alpha)
+                wrong = _rates(t.p_pass, t.p_fail, alpha)
+                worst = (max(worst[0], wrong[0]), max(worst[1], wrong[1]))
+            rows.append((f"mean shift = 0.1 SD ({name} differences, n = {size})", *worst))
     sd = math.sqrt(1 + simulate.NOISE_SD**2)
     p, s = simulate.numbers(rng, runs, n)
     t = quantile_shift(p, s + sd * stats.norm.ppf(0.55), 0.05, alpha, alpha)
-    rows.append(("quantile shift = 5 points", *_rates(t.p_pass, t.p_fail, alpha)))
+    rows.append(("quantile shift = 5 points (n = 500)", *_rates(t.p_pass, t.p_fail, alpha)))
     ms_p = simulate.latencies(rng, runs, 2000)
     ms_s = simulate.latencies(rng, runs, 2000, ratio=1.5)
     t = latency_ratio(ms_p, ms_s, 1.5, alpha, alpha)
@@ -82,6 +85,67 @@ def boundary_table(runs: int) -> None:
     print("|---|---:|---:|")
     for name, wrong_pass, wrong_fail in rows:
         print(f"| {name} | {pct(wrong_pass)} | {pct(wrong_fail)} |")
+
+
+def metric_table(runs: int) -> None:
+    """Which metric holds a verdict back: each gating metric's outcomes, identical models."""
+    spec = AnalysisSpec()
+    print(f"\n#### Per metric, identical models up to noise ({runs:,} runs): pass / inconclusive\n")
+    print("| scenario | n | metric | pass | inconclusive | fail |")
+    print("|---|---:|---|---:|---:|---:|")
+    for scenario in simulate.IDENTICAL[1::2]:
+        for n in SIZES[:2]:
+            ev = evaluate(simulate.batch(scenario, np.random.default_rng(n), runs, n), spec)
+            for m in ev.gating:
+                assert m.outcome is not None
+                name = m.name + (f" [{m.output}]" if m.output else "")
+                rates = [np.mean(m.outcome == code) for code in (PASS, INCONCLUSIVE, FAIL)]
+                print(
+                    f"| {scenario.name} | {n:,} | {name} | "
+                    + " | ".join(pct(r) for r in rates)
+                    + " |"
+                )
+
+
+def error_rate_sizes() -> None:
+    """Exact size of the error-rate test at its boundary, by enumerating every table."""
+    print("\n#### Error-rate test: exact chance of a wrong verdict at the boundary\n")
+    print("| n | production error rate | margin | alpha | wrong pass | wrong fail |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n, base, margin in ((300, 0.001, 0.01), (500, 0.0, 0.01), (889, 0.001, 0.005),
+                            (2000, 0.01, 0.01), (5000, 0.1, 0.05)):  # fmt: skip
+        for alpha in (0.05, 0.0125):
+            wrong_pass = exact_error_rate_size(n, base, margin, "pass", alpha)
+            wrong_fail = exact_error_rate_size(n, base, margin, "fail", alpha)
+            print(f"| {n:,} | {pct(base)} | {pct(margin)} | {alpha} | {100 * wrong_pass:.2f} % "
+                  f"| {100 * wrong_fail:.2f} % |")  # fmt: skip
+
+
+def exact_error_rate_size(n: int, base: float, margin: float, side: str, alpha: float) -> float:
+    """Chance that the error-rate test passes (or fails) when the shadow's error rate is
+    exactly `margin` above production's `base`, summed over every possible table."""
+    pb = base + margin
+    bmax = int(stats.binom.ppf(1 - 1e-12, n, pb)) + 2
+    cmax = int(stats.binom.ppf(1 - 1e-12, n, base)) + 2 if base > 0 else 0
+    b, c = np.meshgrid(np.arange(bmax + 1), np.arange(cmax + 1), indexing="ij")
+    given_b = stats.binom.pmf(c, n - b, base / (1 - pb)) if base > 0 else (c == 0)
+    pmf = (stats.binom.pmf(b, n, pb) * given_b).ravel()
+    prod = np.zeros((b.size, n), dtype=bool)
+    shad = np.zeros((b.size, n), dtype=bool)
+    for row, (bi, ci) in enumerate(zip(b.ravel(), c.ravel(), strict=True)):
+        shad[row, :bi] = True
+        prod[row, bi : bi + ci] = True
+    t = error_rate(prod, shad, margin, alpha, alpha)
+    hit = (t.p_pass if side == "pass" else t.p_fail) <= alpha
+    return float((pmf * hit).sum())
+
+
+def _normal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    return rng.normal(0.0, 0.28, size=shape)
+
+
+def _exponential(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    return rng.exponential(0.28, size=shape) - 0.28  # skewed, mean 0, SD 0.28
 
 
 def _rates(p_pass: np.ndarray, p_fail: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -110,8 +174,10 @@ def main(argv: list[str] | None = None) -> None:
         simulate.FLIPS,
         runs,
     )
+    metric_table(runs)
     unpaired_table(runs)
-    boundary_table(max(runs, 1000))
+    boundary_table(max(4 * runs, 1000))
+    error_rate_sizes()
     print(f"\n<!-- {time.perf_counter() - started:.0f} s -->")
 
 

@@ -132,8 +132,10 @@ class AnalysisSpec(Strict):
     min_agreement: float = Field(default=0.98, gt=0, lt=1)
     # operational: largest allowed shadow error rate above production's
     max_error_rate_increase: float = Field(default=0.01, gt=0, le=1)
-    # operational: largest allowed ratio of shadow p99 latency to production's
+    # operational: largest allowed ratio of shadow p99 latency to production's ...
     max_latency_ratio: float = Field(default=1.5, gt=0)
+    # ... or this many ms above production's p99, whichever allows more (sub-ms jitter is noise)
+    latency_slack_ms: float = Field(default=5.0, ge=0)
     # fewest pairs a metric needs before it may pass (below it: inconclusive at best)
     min_pairs: int = Field(default=100, ge=2)
 

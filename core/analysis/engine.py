@@ -357,13 +357,16 @@ def _operational(batch: Batch, spec: AnalysisSpec, alpha_fail: float) -> list[Me
     if batch.production_ms is None or batch.shadow_ms is None:
         return out
     tail = latency_ratio(
-        batch.production_ms, batch.shadow_ms, spec.max_latency_ratio, spec.alpha, alpha_fail
-    )
+        batch.production_ms, batch.shadow_ms, spec.max_latency_ratio, spec.alpha, alpha_fail,
+        spec.latency_slack_ms,
+    )  # fmt: skip
     quantiles = tail.quantiles
     out.append(
         _gated("latency_p99", "operational", "ratio", spec.max_latency_ratio, tail,
                extra={"production_ms": quantiles["production_p99"],
-                      "shadow_ms": quantiles["shadow_p99"]})
+                      "shadow_ms": quantiles["shadow_p99"],
+                      "allowed_ms": quantiles["allowed_p99"],
+                      "slack_ms": np.full(batch.runs, spec.latency_slack_ms)})
     )  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = quantiles["shadow_p50"] / quantiles["production_p50"]

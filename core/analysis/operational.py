@@ -6,16 +6,19 @@ a continuity correction: pass when the shadow's error rate is shown to
 exceed production's by less than `max_error_rate_increase`, fail when shown
 to exceed it by more.
 
-Latency: the ratio of the shadow's p99 to production's against
-`max_latency_ratio`, distribution-free. Q_s <= r * Q_p is tested as "the
-share of shadow calls slower than r times production's p99 is at most 1 %"
-(exact binomial), with production's p99 replaced by an order-statistic
-confidence bound; the two error allowances are split evenly (Bonferroni).
-Only calls that succeeded count: errors are judged by the error rate.
+Latency: the shadow's p99 against production's, distribution-free. The
+allowance is h(Q_p) = max(r * Q_p, Q_p + slack): `max_latency_ratio` r, or
+`latency_slack_ms` more, whichever allows more, so that the jitter of
+sub-millisecond calls never decides. Q_s <= h(Q_p) is tested as "the share
+of shadow calls slower than h(production's p99) is at most 1 %" (exact
+binomial), with production's p99 replaced by an order-statistic confidence
+bound; the two error allowances are split evenly (Bonferroni). Only calls
+that succeeded count: errors are judged by the error rate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,9 +125,11 @@ def latency_ratio(
     max_ratio: float,
     alpha: float,
     alpha_fail: float,
+    slack_ms: float = 0.0,
     q: float = LATENCY_QUANTILE,
 ) -> LatencyTested:
-    """Shadow q-quantile over production's, rows (R, N) with NaN for calls not measured."""
+    """Shadow q-quantile over production's, rows (R, N) with NaN for calls not measured;
+    the shadow's may reach max(max_ratio * production's, production's + slack_ms)."""
     runs = production_ms.shape[0]
     est, low, high = full((runs,), np.nan), full((runs,), np.nan), full((runs,), np.nan)
     p_pass, p_fail, need = full((runs,), 1.0), full((runs,), 1.0), full((runs,), np.nan)
@@ -134,32 +139,47 @@ def latency_ratio(
         for side in ("production", "shadow")
         for name in ("p50", "p99")
     }
+    quantiles["allowed_p99"] = full((runs,), np.nan)
+
+    def allowed(x: FloatArray) -> FloatArray:
+        out: FloatArray = np.maximum(max_ratio * x, x + slack_ms)
+        return out
+
     for r in range(runs):
         xp = np.sort(production_ms[r][~np.isnan(production_ms[r])])
         xs = np.sort(shadow_ms[r][~np.isnan(shadow_ms[r])])
         for side, x in (("production", xp), ("shadow", xs)):
             if len(x):
                 quantiles[f"{side}_p50"][r] = _quantile(x, 0.5)
-                quantiles[f"{side}_p99"][r] = _quantile(x, 0.99)
+                quantiles[f"{side}_p99"][r] = _quantile(x, q)
         count[r] = min(len(xp), len(xs))
         if count[r] == 0:
             continue
-        res = _latency_row(xp, xs, max_ratio, alpha, alpha_fail, q)
+        quantiles["allowed_p99"][r] = allowed(np.array(quantiles["production_p99"][r]))
+        res = _latency_row(xp, xs, allowed, alpha, alpha_fail, q)
         est[r], low[r], high[r], p_pass[r], p_fail[r], need[r] = res
     return LatencyTested(est, low, high, p_pass, p_fail, need, count, quantiles)
 
 
 def _latency_row(
-    xp: FloatArray, xs: FloatArray, ratio: float, alpha: float, alpha_fail: float, q: float
+    xp: FloatArray,
+    xs: FloatArray,
+    allowed: Callable[[FloatArray], FloatArray],
+    alpha: float,
+    alpha_fail: float,
+    q: float,
 ) -> tuple[float, float, float, float, float, float]:
     n_p, n_s = len(xp), len(xs)
+    qp = _quantile(xp, q)
     with np.errstate(divide="ignore", invalid="ignore"):
-        estimate = _quantile(xs, q) / _quantile(xp, q)
-    # production order statistics X_(j) near its q-quantile
+        estimate = _quantile(xs, q) / qp
+        ratio = float(allowed(np.array(qp)) / qp)  # the allowance as a ratio, for planning
+    # production order statistics X_(j) near its q-quantile; h is increasing, so a bound on
+    # production's quantile bounds the allowance too
     j = _window(n_p, q)
-    slower = n_s - np.searchsorted(xs, ratio * xp[j - 1], side="right")  # shadow above r X_(j)
+    slower = n_s - np.searchsorted(xs, allowed(xp[j - 1]), side="right")  # above h(X_(j))
     # pass: X_(j) is a lower bound of production's quantile (wrong w.p. <= P(Bin(n,q) < j))
-    # and few shadow calls are slower than r X_(j)
+    # and few shadow calls are slower than h(X_(j))
     miss_low = stats.binom.cdf(j - 1, n_p, q)
     few = stats.binom.cdf(slower, n_s, 1 - q)
     p_pass = min(1.0, 2 * float(np.min(np.maximum(miss_low, few))))

@@ -159,6 +159,9 @@ _ALLOWED: dict[str, Callable[[float], str]] = {
     "error_rate": lambda t: f"+{100 * t:g} points",
     "latency_p99": lambda t: f"x{t:g}",
 }
+_ALSO_ALLOWED: dict[str, Callable[[dict[str, float | None]], str]] = {
+    "latency_p99": lambda v: f" or +{v['slack_ms']:g} ms" if v.get("slack_ms") else "",
+}
 
 
 def _p(x: float | None) -> str:
@@ -187,7 +190,8 @@ def short(m: Metric) -> str:
         }[m.name]
         text = f"{noun} {value(v)}"
     threshold = "n/a" if m.threshold is None else _ALLOWED[m.name](m.threshold)
-    text += f", allowed {threshold}"
+    also = _ALSO_ALLOWED.get(m.name)
+    text += f", allowed {threshold}{also(m.values) if also else ''}"
     return f"[{m.output}] {text}" if m.output else text
 
 
@@ -217,7 +221,10 @@ def describe(m: Metric) -> str:
             )
         elif m.name == "latency_p99":
             shadow, production = vals.get("shadow_ms"), vals.get("production_ms")
-            parts.append(f"{_f(shadow, '.1f')} ms vs {_f(production, '.1f')} ms")
+            parts.append(
+                f"{_f(shadow, '.2f')} ms vs {_f(production, '.2f')} ms, "
+                f"{_f(vals.get('allowed_ms'), '.2f')} ms allowed"
+            )
         if m.interval and m.confidence:
             lo, hi = m.interval
             if lo is None or hi is None:

@@ -108,16 +108,22 @@ def test_live_shadow_against_whatever_serves_with_no_extra_configuration(
             for e in state["events"]
         ):
             break
+    # live callers keep calling until the analysis has what it needs (at most 6,000 calls)
     rows = sample_instances(10, 300)
+    sent = 0
     with httpx.Client(timeout=10) as client:
-        for _ in range(2):
-            for row in rows:
+        while sent < 6000:
+            for row in rows[:100]:
                 r = client.post(
                     f"{url}/endpoints/churn-scorer/invocations", json={"instances": [row]}
                 )
                 assert (
                     r.status_code == 200 and r.json()["variant"] == "churn-v1"
                 )  # callers see production
+            sent += 100
+            rows = rows[100:] + rows[:100]
+            if ws.ok("status", d, "--json").json()["state"] != "running":
+                break
     final = ws.ok("status", d, "--wait", "--timeout", "180", "--json").json()
     assert final["state"] == "waiting_approval" and final["waiting_at"] == "before_promote"
     assert final["analysis"]["verdict"] == "pass"

@@ -47,12 +47,18 @@ def test_a_stricter_alpha_is_honoured() -> None:
     assert rates.failed <= 0.01
 
 
-def test_mean_shift_at_its_tolerance() -> None:
-    runs, n = 4000, 500
+@pytest.mark.parametrize("skewed", [False, True], ids=["normal", "exponential"])
+@pytest.mark.parametrize("n", [100, 500])
+def test_mean_shift_at_its_tolerance(n: int, skewed: bool) -> None:
+    runs = 4000
     rng = np.random.default_rng(11)
     for sign in (1, -1):
-        d = rng.normal(sign * 0.1, 0.28, size=(runs, n))
-        t = mean_shift(d, np.full(runs, 0.1), ALPHA, ALPHA)
+        noise = (
+            rng.exponential(0.28, size=(runs, n)) - 0.28
+            if skewed
+            else rng.normal(0, 0.28, size=(runs, n))
+        )
+        t = mean_shift(sign * 0.1 + noise, np.full(runs, 0.1), ALPHA, ALPHA)
         assert np.mean(t.p_fail <= ALPHA) <= ALPHA + slack(runs)
         assert np.mean(t.p_pass <= ALPHA) <= ALPHA + slack(runs)
 

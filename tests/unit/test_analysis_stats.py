@@ -53,15 +53,25 @@ def test_holm_controls_the_family_wise_error_under_dependence() -> None:
     assert np.mean((holm(p) <= ALPHA).any(axis=1)) <= ALPHA
 
 
-def test_mean_shift_tost_matches_two_one_sided_t_tests() -> None:
+def test_mean_shift_tost_matches_two_one_sided_t_tests_when_nothing_is_skewed() -> None:
     rng = np.random.default_rng(2)
-    d = rng.normal(0.03, 0.3, size=400)
+    x = rng.normal(0, 0.3, size=200)
+    d = np.concatenate([0.03 + x, 0.03 - x])  # symmetric: the skewness correction vanishes
     t = mean_shift(d[None], np.array([0.1]), ALPHA, ALPHA)
     lower = stats.ttest_1samp(d, -0.1, alternative="greater").pvalue
     upper = stats.ttest_1samp(d, 0.1, alternative="less").pvalue
     assert t.p_pass[0] == pytest.approx(max(lower, upper))
     ci = stats.t.interval(1 - 2 * ALPHA, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
     assert (t.low[0], t.high[0]) == pytest.approx(ci)
+
+
+def test_mean_shift_interval_bends_with_skewed_differences() -> None:
+    rng = np.random.default_rng(3)
+    d = rng.exponential(0.3, size=(1, 200)) - 0.3  # long right tail
+    t = mean_shift(d, np.array([0.1]), ALPHA, ALPHA)
+    m = d.mean()
+    assert t.low[0] < m < t.high[0]
+    assert t.high[0] - m > m - t.low[0]  # the interval reaches further toward the long tail
 
 
 def test_mean_shift_of_identical_outputs_passes_and_of_a_constant_offset_is_decided() -> None:

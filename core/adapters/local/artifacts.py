@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from core.ports import InvalidInput, NotFound
@@ -38,10 +39,16 @@ class LocalArtifactStore:
 
     def _write(self, src: Path, dest: Path) -> None:
         # Copy to a temporary name then rename: a crash never leaves half a file under the key.
+        # The temporary name is unique: two workers may stage the same version at once.
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.partial")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, name)
+            os.replace(name, dest)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
 
     def put(self, bucket: str, key: str, src: Path) -> str:
         uri = self.uri(bucket, key)
