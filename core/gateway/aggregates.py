@@ -23,8 +23,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from core.gateway.db import open_db, sqlite_errors, write_transaction
 from core.ports import PortError
+from core.sqlite_db import open_db, sqlite_errors, write_transaction
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import sqlite_utils
 from pydantic import ValidationError
 from sqlite_utils import Migrations
 
-from core.gateway.db import open_db, sqlite_errors, write_transaction
 from core.ports import EndpointConfig, InvalidInput, PortError
+from core.sqlite_db import open_db, sqlite_errors, write_transaction
 
 SERVING_DB = "serving.db"
 

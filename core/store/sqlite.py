@@ -9,31 +9,25 @@ writers never both win.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from sqlite_utils import Migrations
 
 from core.domain import AuditRecord, Deployment
+from core.sqlite_db import open_db, write_transaction
 from core.store import Busy, Conflict
 
-_MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+migrations = Migrations("mmm-state")
 
 
-def migration(
-    fn: Callable[[sqlite_utils.Database], None],
-) -> Callable[[sqlite_utils.Database], None]:
-    _MIGRATIONS.append(fn)
-    return fn
-
-
-@migration
-def _m1_initial(db: sqlite_utils.Database) -> None:
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
     db.execute(
         """CREATE TABLE deployments (
             id TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, version INTEGER NOT NULL,
@@ -70,16 +64,6 @@ def _due(d: Deployment) -> float | None:
     return 0.0
 
 
-def connect(path: Path) -> sqlite_utils.Database:
-    """A WAL connection that waits for a writer instead of failing at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(sqlite3.connect(path, timeout=30, isolation_level=None))
-    db.enable_wal()
-    db.execute("PRAGMA busy_timeout = 30000")
-    db.execute("PRAGMA synchronous = NORMAL")
-    return db
-
-
 class SqliteStore:
     """One connection per thread (SQLite serialises writers across connections)."""
 
@@ -88,36 +72,22 @@ class SqliteStore:
         self._local = threading.local()
         self._all: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
-        self._migrate()
+        self.db  # noqa: B018  (opens the file and brings its schema up to date)
 
     @property
     def db(self) -> sqlite_utils.Database:
         db: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if db is None:
-            db = connect(self.path)
+            db = open_db(self.path, migrations)
             self._local.db = db
             with self._lock:
                 self._all.append(db)
         return db
 
-    def _migrate(self) -> None:
-        with self._write():
-            current = self.db.execute("PRAGMA user_version").fetchone()[0]
-            for number, step in enumerate(_MIGRATIONS, start=1):
-                if number > current:
-                    step(self.db)
-                    self.db.execute(f"PRAGMA user_version = {number}")
-
     @contextmanager
     def _write(self) -> Iterator[None]:
-        # IMMEDIATE takes the write lock up front: a read-then-write never fails half-way.
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.db):
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

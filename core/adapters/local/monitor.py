@@ -17,10 +17,10 @@ from sqlite_utils import Migrations
 
 from core.gateway.aggregates import METRICS_DB, Window, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
-from core.gateway.db import open_db, sqlite_errors, write_transaction
 from core.gateway.metrics import PRODUCTION
 from core.ports import AlarmState, NotFound
 from core.spec import Alarms
+from core.sqlite_db import open_db, sqlite_errors, write_transaction
 
 DEFAULT_WINDOW_S = 300.0
 ERROR_RATE = "error_rate"

@@ -11,11 +11,12 @@ import threading
 from pathlib import Path
 
 import sqlite_utils
+from sqlite_utils import Migrations
 
 from core.adapters.local.artifacts import sha256_file
 from core.domain import Library, ModelVersion, VersionStatus, iso, utcnow
 from core.ports import InvalidInput, NotFound
-from core.store.sqlite import connect
+from core.sqlite_db import open_db, write_transaction
 
 _FORMATS = {
     Library.SKLEARN: {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle"},
@@ -38,27 +39,33 @@ def artifact_format(path: Path, library: Library) -> str:
     return fmt
 
 
+migrations = Migrations("mmm-registry")
+
+
+@migrations()
+def m001_versions(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "CREATE TABLE versions (name TEXT NOT NULL, version INTEGER NOT NULL, "
+        "body TEXT NOT NULL, PRIMARY KEY (name, version))"
+    )
+    db.execute(
+        "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "name TEXT, version INTEGER, at TEXT, actor TEXT, status_from TEXT, status_to TEXT)"
+    )
+
+
 class LocalRegistry:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        if "versions" not in self.db.table_names():
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS versions (name TEXT NOT NULL, version INTEGER NOT NULL, "
-                "body TEXT NOT NULL, PRIMARY KEY (name, version))"
-            )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "name TEXT, version INTEGER, at TEXT, actor TEXT, status_from TEXT, status_to TEXT)"
-            )
 
     @property
     def db(self) -> sqlite_utils.Database:
         # one connection per thread: the worker and the gateway share this adapter
         db: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = connect(self.root / "registry.db")
+            db = self._local.db = open_db(self.root / "registry.db", migrations)
         return db
 
     def register(
@@ -75,7 +82,7 @@ class LocalRegistry:
         if golden is not None and not golden.is_file():
             raise InvalidInput(f"{golden}: no such file")
         fmt = artifact_format(artifact, library)
-        with self.db.atomic():
+        with write_transaction(self.db):
             row = self.db.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", [name]
             ).fetchone()
@@ -134,7 +141,7 @@ class LocalRegistry:
     def set_status(
         self, name: str, version: int, status: VersionStatus, actor: str
     ) -> VersionStatus:
-        with self.db.atomic():
+        with write_transaction(self.db):
             mv = self.get(name, version)
             if mv.status is status:
                 return status
