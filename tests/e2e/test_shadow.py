@@ -8,27 +8,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from core.domain import Library
 from tests.e2e.conftest import Workspace
 from tests.e2e.test_rollback import control_plane  # noqa: F401  (fixture)
-from tests.support.models import sample_instances, train_sklearn_regressor, write_golden
-
-
-def register(ws: Workspace, seed: int = 0, shift: float = 0.0) -> int:
-    folder = ws.models / f"s{seed}-{shift:g}"
-    artifact = train_sklearn_regressor(folder, seed=seed, shift=shift)
-    golden = write_golden(artifact, Library.SKLEARN, folder)
-    out = ws.ok(
-        "register",
-        "churn",
-        "--artifact",
-        str(artifact),
-        "--library",
-        "sklearn",
-        "--golden",
-        str(golden),
-    )
-    return int(out.out)
+from tests.support.models import sample_instances
 
 
 def replay_file(tmp: Path, n: int = 600) -> Path:
@@ -58,9 +40,9 @@ def weights(ws: Workspace) -> dict[str, tuple[float, str]]:
 
 
 def test_identical_shadow_passes_and_promotes_itself(ws: Workspace, tmp_path: Path) -> None:
-    register(ws)
+    ws.register()
     ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
-    register(ws)  # retrained the same way: the same predictions
+    ws.register()  # retrained the same way: the same predictions
     f = shadow_file(tmp_path, traffic={"replay": str(replay_file(tmp_path))}, auto_approve=True)
     d = ws.ok("deploy", "churn", "2", "-f", str(f), "--json").json()
     assert d["state"] == "succeeded", d["error"]
@@ -74,9 +56,9 @@ def test_identical_shadow_passes_and_promotes_itself(ws: Workspace, tmp_path: Pa
 def test_shifted_shadow_fails_and_leaves_production_untouched(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    register(ws)
+    ws.register()
     ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
-    register(ws, shift=40.0)  # about half a standard deviation of the target
+    ws.register(shift=40.0)  # about half a standard deviation of the target
     f = shadow_file(tmp_path, traffic={"replay": str(replay_file(tmp_path))}, auto_approve=True)
     res = ws.run("deploy", "churn", "2", "-f", str(f), "--json")
     d = res.json()
@@ -93,10 +75,10 @@ def test_live_shadow_against_whatever_serves_with_no_extra_configuration(
     control_plane: str,  # noqa: F811
 ) -> None:
     url = control_plane
-    register(ws)
+    ws.register()
     first = ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer", "--detach").out.strip()
     ws.ok("status", first, "--wait", "--timeout", "120")
-    register(ws)
+    ws.register()
     d = ws.ok(
         "deploy", "churn", "2", "--endpoint", "churn-scorer", "--strategy", "shadow", "--detach"
     ).out.strip()
