@@ -4,7 +4,9 @@
 (default 1,000, fixed seeds) with the default tolerances and scores them
 twice: with mmm's analysis (share of runs that pass / stay inconclusive /
 fail) and with PSI over the same outputs, by the plain PSI > 0.1 rule and by
-PSI above its sample-size threshold. Scenario definitions:
+PSI above its sample-size threshold. Every single-capture row is a first
+look (alpha 0.0375 of 0.05); the sequential table follows a shadow that is
+analysed again as pairs accumulate. Scenario definitions:
 core/analysis/simulate.py.
 """
 
@@ -19,8 +21,8 @@ from scipy import stats
 
 from core.analysis import simulate
 from core.analysis.engine import evaluate
-from core.analysis.equivalence import mean_shift
-from core.analysis.multiplicity import FAIL, INCONCLUSIVE, PASS
+from core.analysis.equivalence import Plan, mean_shift
+from core.analysis.multiplicity import FAIL, INCONCLUSIVE, PASS, look_alpha
 from core.analysis.operational import error_rate, latency_ratio
 from core.analysis.shape import quantile_shift
 from core.spec import AnalysisSpec
@@ -56,7 +58,7 @@ def unpaired_table(runs: int) -> None:
 
 
 def boundary_table(runs: int) -> None:
-    """Each test alone with the truth exactly at its tolerance, n = 500 (latency: 2,000)."""
+    """Each test alone with the truth exactly at its tolerance, at the full alpha."""
     alpha = AnalysisSpec().alpha
     rng = np.random.default_rng(99)
     rows: list[tuple[str, float, float]] = []
@@ -66,25 +68,47 @@ def boundary_table(runs: int) -> None:
             worst = (0.0, 0.0)
             for sign in (1, -1):  # at +0.1 and at -0.1: report the worse of the two
                 d = sign * 0.1 + noise(rng, (runs, size))
-                t = mean_shift(d, np.full(runs, 0.1), alpha, alpha)
+                t = mean_shift(d, np.full(runs, 0.1), alpha, Plan(alpha, alpha))
                 wrong = _rates(t.p_pass, t.p_fail, alpha)
                 worst = (max(worst[0], wrong[0]), max(worst[1], wrong[1]))
             rows.append((f"mean shift = 0.1 SD ({name} differences, n = {size})", *worst))
     sd = math.sqrt(1 + simulate.NOISE_SD**2)
     p, s = simulate.numbers(rng, runs, n)
-    t = quantile_shift(p, s + sd * stats.norm.ppf(0.55), 0.05, alpha, alpha)
+    t = quantile_shift(p, s + sd * stats.norm.ppf(0.55), 0.05, alpha, Plan(alpha, alpha))
     rows.append(("quantile shift = 5 points (n = 500)", *_rates(t.p_pass, t.p_fail, alpha)))
     ms_p = simulate.latencies(rng, runs, 2000)
     ms_s = simulate.latencies(rng, runs, 2000, ratio=1.5)
-    t = latency_ratio(ms_p, ms_s, 1.5, alpha, alpha)
+    t = latency_ratio(ms_p, ms_s, 1.5, alpha, Plan(alpha, alpha))
     rows.append(("p99 latency ratio = 1.5 (n = 2,000)", *_rates(t.p_pass, t.p_fail, alpha)))
     print(
-        f"\n#### Each test alone, truth exactly at its tolerance (n = 500, {runs:,} runs, alpha {alpha})\n"
+        f"\n#### Each test alone, truth exactly at its tolerance ({runs:,} runs, alpha {alpha}; "
+        "mean shift: the worse of +0.1 and -0.1)\n"
     )
     print("| truth | wrong pass | wrong fail |")
     print("|---|---:|---:|")
     for name, wrong_pass, wrong_fail in rows:
         print(f"| {name} | {pct(wrong_pass)} | {pct(wrong_fail)} |")
+
+
+def sequential_table(runs: int) -> None:
+    spec = AnalysisSpec()
+    unspent = AnalysisSpec(alpha=spec.alpha / look_alpha(1.0, 1))  # every look at the full alpha
+    looks = (500, 2000, 8000)
+    print(
+        f"\n#### Looking again as pairs accumulate ({runs:,} runs; looks at "
+        f"{', '.join(f'{n:,}' for n in looks)} pairs; the first verdict that is not "
+        "inconclusive counts)\n"
+    )
+    print("| scenario | pass | inconclusive | fail | without spending: pass | fail |")
+    print("|---|---:|---:|---:|---:|---:|")
+    scenarios = (simulate.IDENTICAL[1], simulate.IDENTICAL[3], *simulate.SHIFTS, *simulate.FLIPS)
+    for i, scenario in enumerate(scenarios):
+        r = simulate.sequential(scenario, looks, runs=runs, seed=500 + i, spec=spec)
+        u = simulate.sequential(scenario, looks, runs=runs, seed=500 + i, spec=unspent, spend=False)
+        print(
+            f"| {scenario.name} | {pct(r.passed)} | {pct(r.inconclusive)} | {pct(r.failed)} "
+            f"| {pct(u.passed)} | {pct(u.failed)} |"
+        )
 
 
 def metric_table(runs: int) -> None:
@@ -135,7 +159,7 @@ def exact_error_rate_size(n: int, base: float, margin: float, side: str, alpha: 
     for row, (bi, ci) in enumerate(zip(b.ravel(), c.ravel(), strict=True)):
         shad[row, :bi] = True
         prod[row, bi : bi + ci] = True
-    t = error_rate(prod, shad, margin, alpha, alpha)
+    t = error_rate(prod, shad, margin, alpha, Plan(alpha, alpha))
     hit = (t.p_pass if side == "pass" else t.p_fail) <= alpha
     return float((pmf * hit).sum())
 
@@ -174,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         simulate.FLIPS,
         runs,
     )
+    sequential_table(runs)
     metric_table(runs)
     unpaired_table(runs)
     boundary_table(max(4 * runs, 1000))

@@ -19,10 +19,14 @@ from core.analysis.verdict import Metric, Verdict, build_verdict
 from core.spec import AnalysisSpec
 
 
-def analyze(pairs: PairedSample, spec: AnalysisSpec | None = None) -> Verdict:
-    """Score one capture of paired predictions against the tolerances of `spec`."""
+def analyze(pairs: PairedSample, spec: AnalysisSpec | None = None, look: int = 1) -> Verdict:
+    """Score one capture of paired predictions against the tolerances of `spec`.
+
+    `look` counts the analyses of the same shadow so far, this one included: when an
+    inconclusive shadow collects more pairs and is analysed again, pass 2, 3, ... so the
+    chance of a wrong verdict stays within `spec.alpha` over all the looks together."""
     spec = spec or AnalysisSpec()
-    return build_verdict(evaluate(Batch.of(pairs), spec), spec, pairs.notes)
+    return build_verdict(evaluate(Batch.of(pairs), spec, look), spec, pairs.notes)
 
 
 def render_charts(pairs: PairedSample, verdict: Verdict, folder: Path) -> list[Path]:

@@ -27,13 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from core.analysis import shape
-from core.analysis.equivalence import MAX_NEEDED, Tested, agreement, full, mean_shift
+from core.analysis.equivalence import MAX_NEEDED, Plan, Tested, agreement, full, mean_shift
 from core.analysis.model import BoolArray, FloatArray, IntArray, OutputKind, PairedSample
-from core.analysis.multiplicity import INCONCLUSIVE, decide
+from core.analysis.multiplicity import INCONCLUSIVE, decide, look_alpha
 from core.analysis.operational import error_rate, latency_ratio
 from core.spec import AnalysisSpec
 
-GROWTH = 4  # an inconclusive analysis asks for at most this many times the pairs it had
+GROWTH = 10  # an inconclusive analysis asks for at most this many times the pairs it had
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ class Evaluation:
     kind: OutputKind
     pairs: int
     compared: int
-    alpha: float
+    alpha: float  # spent by this look
+    look: int
     metrics: list[MetricRows]
     verdict: npt.NDArray[np.int64]  # (R,) multiplicity.PASS / FAIL / INCONCLUSIVE
     needed: FloatArray  # (R,) total pairs estimated to settle an inconclusive run; NaN: none
@@ -154,26 +155,29 @@ def _probability_columns(k: int) -> list[int]:
     return [1] if k == 2 else list(range(k))  # with two classes one column says it all
 
 
-def evaluate(batch: Batch, spec: AnalysisSpec) -> Evaluation:
-    alpha = spec.alpha
-    alpha_fail = alpha / _gating_count(batch)  # planning only: Holm's first step
+def evaluate(batch: Batch, spec: AnalysisSpec, look: int = 1) -> Evaluation:
+    """Score R runs; `look` counts the analyses of one shadow so far, this one included."""
+    alpha = look_alpha(spec.alpha, look)
+    # sample-size estimates plan for the next look, which spends less (Holm's first step)
+    following = look_alpha(spec.alpha, look + 1)
+    plan = Plan(alpha_pass=following, alpha_fail=following / _gating_count(batch))
     metrics: list[MetricRows] = []
     p, s = batch.production, batch.shadow
     if batch.kind is OutputKind.NUMBERS:
-        metrics += _numbers(p, s, spec, alpha_fail, None)
+        metrics += _numbers(p, s, spec, alpha, plan, None)
     elif batch.kind is OutputKind.LABELS:
-        metrics += _labels(p, s, batch.classes, spec, alpha_fail)
+        metrics += _labels(p, s, batch.classes, spec, alpha, plan)
     else:
         k = p.shape[2]
         if batch.kind is OutputKind.PROBABILITIES:
             top_p, top_s = np.argmax(p, axis=-1), np.argmax(s, axis=-1)
-            metrics += _labels(top_p, top_s, k, spec, alpha_fail, "top class")
+            metrics += _labels(top_p, top_s, k, spec, alpha, plan, "top class")
             columns, word = _probability_columns(k), "class"
         else:
             columns, word = list(range(k)), "output"
         for c in columns:
-            metrics += _numbers(p[..., c], s[..., c], spec, alpha_fail, f"{word} {c}")
-    metrics += _operational(batch, spec, alpha_fail)
+            metrics += _numbers(p[..., c], s[..., c], spec, alpha, plan, f"{word} {c}")
+    metrics += _operational(batch, spec, alpha, plan)
 
     gating = [m for m in metrics if m.gating]
     p_pass = np.stack([_arr(m.p_pass) for m in gating], axis=-1)
@@ -187,7 +191,9 @@ def evaluate(batch: Batch, spec: AnalysisSpec) -> Evaluation:
             short = m.count < spec.min_pairs
             m.needed = np.where(short, np.fmax(m.needed, spec.min_pairs), m.needed)
     needed = _needed_total(gating, outcome, verdict, batch.pairs, spec.min_pairs)
-    return Evaluation(batch.kind, batch.pairs, batch.compared, alpha, metrics, verdict, needed)
+    return Evaluation(
+        batch.kind, batch.pairs, batch.compared, alpha, look, metrics, verdict, needed
+    )
 
 
 def _arr(x: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
@@ -263,16 +269,17 @@ def _numbers(
     p: FloatArray,
     s: FloatArray,
     spec: AnalysisSpec,
-    alpha_fail: float,
+    alpha: float,
+    plan: Plan,
     output: str | None,
 ) -> list[MetricRows]:
     runs, n = p.shape
     scale = _scale(p, s)
     d = (s - p) / scale[:, None]
     margin = np.full(runs, spec.mean_shift_sd)
-    mean = mean_shift(d, margin, spec.alpha, alpha_fail, _margin_var(p, margin))
+    mean = mean_shift(d, margin, alpha, plan, _margin_var(p, margin))
     sorted_p = np.sort(p, axis=-1)
-    q = shape.quantile_shift(p, s, spec.max_quantile_shift, spec.alpha, alpha_fail, sorted_p)
+    q = shape.quantile_shift(p, s, spec.max_quantile_shift, alpha, plan, sorted_p)
     out = [
         _gated("mean_shift", "equivalence", "sd", spec.mean_shift_sd, mean, output=output,
                extra={"scale": scale}),
@@ -293,16 +300,14 @@ def _numbers(
                    output=output)
     )  # fmt: skip
     psi = [shape.psi_numbers(sorted_p[r], sorted_s[r]) for r in range(runs)]
-    out.append(_psi(psi, n, spec, output))
+    out.append(_psi(psi, n, spec.alpha, output))
     return out
 
 
-def _psi(
-    values: list[tuple[float, int]], n: int, spec: AnalysisSpec, output: str | None
-) -> MetricRows:
+def _psi(values: list[tuple[float, int]], n: int, alpha: float, output: str | None) -> MetricRows:
     psi = np.array([v for v, _ in values])
     bins = np.array([b for _, b in values], dtype=np.float64)
-    threshold = np.array([shape.psi_threshold(n, n, int(b), spec.alpha) for b in bins])
+    threshold = np.array([shape.psi_threshold(n, n, int(b), alpha) for b in bins])
     p_value = np.array([shape.psi_p_value(v, n, n, int(b)) for v, b in values])
     return MetricRows(
         "psi", "information", "psi", None, False, psi, p_value=p_value, output=output,
@@ -318,11 +323,12 @@ def _labels(
     s: IntArray,
     classes: int,
     spec: AnalysisSpec,
-    alpha_fail: float,
+    alpha: float,
+    plan: Plan,
     output: str | None = None,
 ) -> list[MetricRows]:
     runs, n = p.shape
-    agree = agreement(p, s, spec.min_agreement, spec.alpha, alpha_fail)
+    agree = agreement(p, s, spec.min_agreement, alpha, plan)
     out = [_gated("agreement", "equivalence", "share", spec.min_agreement, agree, output=output)]
     sm = np.array([shape.stuart_maxwell(p[r], s[r], classes) for r in range(runs)]).reshape(runs, 3)
     shares = np.zeros(runs)
@@ -334,20 +340,17 @@ def _labels(
         MetricRows("label_shift", "information", "share", None, False, shares, p_value=sm[:, 2],
                    output=output, extra={"chi2": sm[:, 0], "df": sm[:, 1]})
     )  # fmt: skip
-    out.append(_psi([shape.psi_labels(p[r], s[r], classes) for r in range(runs)], n, spec, output))
+    psi = [shape.psi_labels(p[r], s[r], classes) for r in range(runs)]
+    out.append(_psi(psi, n, spec.alpha, output))
     return out
 
 
 # ---------------------------------------------------------------- operational
 
 
-def _operational(batch: Batch, spec: AnalysisSpec, alpha_fail: float) -> list[MetricRows]:
+def _operational(batch: Batch, spec: AnalysisSpec, alpha: float, plan: Plan) -> list[MetricRows]:
     errors = error_rate(
-        batch.production_error,
-        batch.shadow_error,
-        spec.max_error_rate_increase,
-        spec.alpha,
-        alpha_fail,
+        batch.production_error, batch.shadow_error, spec.max_error_rate_increase, alpha, plan
     )
     out = [
         _gated("error_rate", "operational", "share", spec.max_error_rate_increase, errors,
@@ -357,7 +360,7 @@ def _operational(batch: Batch, spec: AnalysisSpec, alpha_fail: float) -> list[Me
     if batch.production_ms is None or batch.shadow_ms is None:
         return out
     tail = latency_ratio(
-        batch.production_ms, batch.shadow_ms, spec.max_latency_ratio, spec.alpha, alpha_fail,
+        batch.production_ms, batch.shadow_ms, spec.max_latency_ratio, alpha, plan,
         spec.latency_slack_ms,
     )  # fmt: skip
     quantiles = tail.quantiles

@@ -41,6 +41,21 @@ class Tested:
     count: IntArray  # pairs the test used
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The levels the next look will test at: sample-size estimates plan for them."""
+
+    alpha_pass: float  # each metric's pass test
+    alpha_fail: float  # a metric's fail test, after Holm's first step
+
+    def z_pass(self) -> float:
+        return float(stats.norm.ppf(1 - self.alpha_pass))
+
+    def z_fail(self, tests: int = 1) -> float:
+        """Critical value of a fail test that is itself a Bonferroni over `tests` parts."""
+        return float(stats.norm.ppf(1 - self.alpha_fail / tests))
+
+
 def full(shape: tuple[int, ...], value: float) -> FloatArray:
     return np.full(shape, value, dtype=np.float64)
 
@@ -66,7 +81,7 @@ def mean_shift(
     d: FloatArray,
     margin: FloatArray,
     alpha: float,
-    alpha_fail: float,
+    plan: Plan,
     margin_var: FloatArray | None = None,
 ) -> Tested:
     """Paired mean difference against +-`margin` (same unit as `d`).
@@ -91,11 +106,13 @@ def mean_shift(
         return Tested(m, nan, nan, one, one, nan, count)
     m = d.mean(axis=-1)
     centred = d - m[..., None]
-    sd = np.sqrt((centred**2).sum(axis=-1) / (n - 1))
+    squares = centred * centred
+    sd = np.sqrt(squares.sum(axis=-1) / (n - 1))
+    third = np.einsum("...i,...i->...", squares, centred) / n  # one pass, no cube array
     if margin_var is not None:
         sd = np.sqrt(sd**2 + margin_var)
     with np.errstate(divide="ignore", invalid="ignore"):
-        skew = np.where(sd > 0, (centred**3).mean(axis=-1) / sd**3, 0.0)
+        skew = np.where(sd > 0, third / sd**3, 0.0)
     df = n - 1
     t_up = _hall(m, sd, skew, n, margin)  # large: mean above +margin
     t_down = _hall(m, sd, skew, n, -margin)  # small: mean below -margin
@@ -111,9 +128,10 @@ def mean_shift(
     crit = float(stats.t.ppf(1 - alpha, df))
     low = np.where(flat, m, _hall_inverse(m, sd, skew, n, crit))
     high = np.where(flat, m, _hall_inverse(m, sd, skew, n, -crit))
-    z_pass, z_fail = stats.norm.ppf(1 - alpha), stats.norm.ppf(1 - alpha_fail)
     need = np.where(
-        a < margin, needed(n, sd, margin - a, z_pass), needed(n, sd, a - margin, z_fail)
+        a < margin,
+        needed(n, sd, margin - a, plan.z_pass()),
+        needed(n, sd, a - margin, plan.z_fail()),
     )
     return Tested(m, low, high, p_pass, p_fail, need, count)
 
@@ -140,7 +158,7 @@ def _hall_inverse(m: FloatArray, sd: FloatArray, skew: FloatArray, n: int, z: fl
 
 
 def agreement(
-    production: IntArray, shadow: IntArray, min_agreement: float, alpha: float, alpha_fail: float
+    production: IntArray, shadow: IntArray, min_agreement: float, alpha: float, plan: Plan
 ) -> Tested:
     """Share of pairs with the same label against `min_agreement`, by exact binomial tests
     on the number of disagreements; the interval is Clopper-Pearson, one-sided alpha each."""
@@ -154,7 +172,7 @@ def agreement(
         lo = np.where(k > 0, stats.beta.ppf(alpha, k, n - k + 1), 0.0)
         hi = np.where(k < n, stats.beta.ppf(1 - alpha, k + 1, n - k), 1.0)
         rate = k / n if n else full(k.shape, np.nan)
-    z_pass, z_fail = stats.norm.ppf(1 - alpha), stats.norm.ppf(1 - alpha_fail)
+    z_pass, z_fail = plan.z_pass(), plan.z_fail()
     zb = stats.norm.ppf(PLANNING_POWER)
     # one-sample binomial sample size: null spread at the boundary, alternative at the estimate
     spread_null, spread_alt = np.sqrt(r0 * (1 - r0)), np.sqrt(rate * (1 - rate))
@@ -162,7 +180,7 @@ def agreement(
         need_pass = ((z_pass * spread_null + zb * spread_alt) / (r0 - rate)) ** 2
         need_fail = ((z_fail * spread_null + zb * spread_alt) / (rate - r0)) ** 2
     # with no disagreement at all, the exact test passes once (1 - r0)^n <= alpha
-    zero = np.log(alpha) / np.log1p(-r0) if r0 > 0 else np.inf
+    zero = np.log(plan.alpha_pass) / np.log1p(-r0) if r0 > 0 else np.inf
     need = np.where(rate < r0, np.maximum(need_pass, zero), need_fail)
     need = np.where(np.isfinite(need) & (rate != r0), np.maximum(need, 1.2 * n + 1), np.nan)
     need = np.where(need <= MAX_NEEDED, np.ceil(need), np.nan)

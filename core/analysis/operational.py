@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from core.analysis.equivalence import MAX_NEEDED, PLANNING_POWER, Tested, full, needed
+from core.analysis.equivalence import MAX_NEEDED, PLANNING_POWER, Plan, Tested, full, needed
 from core.analysis.model import BoolArray, FloatArray
 
 LATENCY_QUANTILE = 0.99
@@ -51,7 +51,7 @@ def _tango(b: FloatArray, c: FloatArray, n: FloatArray, delta0: FloatArray) -> F
 
 
 def error_rate(
-    production: BoolArray, shadow: BoolArray, margin: float, alpha: float, alpha_fail: float
+    production: BoolArray, shadow: BoolArray, margin: float, alpha: float, plan: Plan
 ) -> Tested:
     """Shadow error rate minus production's (per pair), against +`margin`."""
     n_pairs = production.shape[-1]
@@ -74,8 +74,8 @@ def error_rate(
     z = float(stats.norm.ppf(1 - alpha))
     low, high = _invert(b, c, n, z), _invert(b, c, n, -z)
     var1 = (b + c) / n - diff**2
-    z_pass, z_fail = stats.norm.ppf(1 - alpha), stats.norm.ppf(1 - alpha_fail)
-    zero = _pairs_to_pass_without_errors(margin, float(z_pass))
+    z_pass, z_fail = plan.z_pass(), plan.z_fail()
+    zero = _pairs_to_pass_without_errors(margin, z_pass)
     need_pass = np.where(var1 > 0, needed(n, np.sqrt(var1), margin - diff, z_pass), zero)
     need_pass = np.where(diff < margin, np.maximum(need_pass, 1.2 * n + 1), np.nan)
     spread = np.sqrt(np.maximum(var1, margin * (1 - margin)))
@@ -124,7 +124,7 @@ def latency_ratio(
     shadow_ms: FloatArray,
     max_ratio: float,
     alpha: float,
-    alpha_fail: float,
+    plan: Plan,
     slack_ms: float = 0.0,
     q: float = LATENCY_QUANTILE,
 ) -> LatencyTested:
@@ -156,7 +156,7 @@ def latency_ratio(
         if count[r] == 0:
             continue
         quantiles["allowed_p99"][r] = allowed(np.array(quantiles["production_p99"][r]))
-        res = _latency_row(xp, xs, allowed, alpha, alpha_fail, q)
+        res = _latency_row(xp, xs, allowed, alpha, plan, q)
         est[r], low[r], high[r], p_pass[r], p_fail[r], need[r] = res
     return LatencyTested(est, low, high, p_pass, p_fail, need, count, quantiles)
 
@@ -166,7 +166,7 @@ def _latency_row(
     xs: FloatArray,
     allowed: Callable[[FloatArray], FloatArray],
     alpha: float,
-    alpha_fail: float,
+    plan: Plan,
     q: float,
 ) -> tuple[float, float, float, float, float, float]:
     n_p, n_s = len(xp), len(xs)
@@ -205,7 +205,8 @@ def _latency_row(
     elif se == 0:
         need = 1.2 * n + 1
     elif np.isfinite(gap) and gap != 0:
-        crit = z if gap > 0 else float(stats.norm.ppf(1 - alpha_fail / 2))
+        # the next look splits its level between the two bounds, as this one does
+        crit = plan.z_fail(tests=2) if gap < 0 else float(stats.norm.ppf(1 - plan.alpha_pass / 2))
         zb = float(stats.norm.ppf(PLANNING_POWER))
         need = max(n * ((crit + zb) * se / abs(gap)) ** 2, 1.2 * n + 1)
     need = float(np.ceil(need)) if need <= MAX_NEEDED else float("nan")

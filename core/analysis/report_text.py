@@ -139,9 +139,11 @@ def render_text(
 ) -> str:
     """The verdict, the distributions as sparklines and one line per metric; `compact`
     keeps only the gating metrics that did not pass, for a chat message."""
+    look = f"look {verdict.look}, " if verdict.look > 1 else ""
     head = (
         f"{verdict.verdict.upper()}  shadow analysis of {verdict.samples:,} pairs "
-        f"({verdict.compared:,} compared; alpha {verdict.alpha:g}, Holm)"
+        f"({verdict.compared:,} compared; {look}alpha {verdict.alpha_look:.3g} of "
+        f"{verdict.alpha:g}, Holm)"
     )
     lines = [head]
     if pairs.kind in (OutputKind.LABELS, OutputKind.PROBABILITIES):

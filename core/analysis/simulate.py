@@ -131,9 +131,15 @@ class Rates:
 
 
 def run(
-    scenario: Scenario, n: int, runs: int = 1000, seed: int = 0, spec: AnalysisSpec | None = None
+    scenario: Scenario,
+    n: int,
+    runs: int = 1000,
+    seed: int = 0,
+    spec: AnalysisSpec | None = None,
+    look: int = 1,
 ) -> Rates:
-    """Simulate `runs` captures of `n` pairs and score them with `evaluate`."""
+    """Simulate `runs` captures of `n` pairs and score them with `evaluate` (a first look
+    unless told otherwise)."""
     spec = spec or AnalysisSpec()
     rng = np.random.default_rng(seed)
     width = 3 if scenario.kind == "probabilities" else 1
@@ -144,7 +150,7 @@ def run(
     done = 0
     while done < runs:
         size = min(chunk, runs - done)
-        ev = evaluate(batch(scenario, rng, size, n), spec)
+        ev = evaluate(batch(scenario, rng, size, n), spec, look)
         verdicts.append(ev.verdict)
         psi, threshold = psi_of(ev)
         plain.append(psi > PSI_PLAIN_RULE)
@@ -159,6 +165,49 @@ def run(
         psi_plain=float(np.mean(np.concatenate(plain))),
         psi_calibrated=float(np.mean(np.concatenate(calibrated))),
     )
+
+
+def sequential(
+    scenario: Scenario,
+    looks: tuple[int, ...] = (500, 2000, 8000),
+    runs: int = 1000,
+    seed: int = 0,
+    spec: AnalysisSpec | None = None,
+    spend: bool = True,
+) -> Rates:
+    """Analyse each run at growing sizes (look 1, 2, ...) on the same accumulating pairs, as
+    an inconclusive shadow is; the outcome is the first that is not inconclusive. With
+    `spend` False every look is scored as a first look (for comparison only)."""
+    spec = spec or AnalysisSpec()
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(runs, _MAX_CELLS // max(looks[-1], 1)))
+    finals: list[np.ndarray] = []
+    done = 0
+    while done < runs:
+        size = min(chunk, runs - done)
+        full_batch = batch(scenario, rng, size, looks[-1])
+        final = np.full(size, INCONCLUSIVE)
+        for k, n in enumerate(looks, start=1):
+            verdict = evaluate(_prefix(full_batch, n), spec, look=k if spend else 1).verdict
+            final = np.where(final == INCONCLUSIVE, verdict, final)
+        finals.append(final)
+        done += size
+    v = np.concatenate(finals)
+    nan = float("nan")
+    return Rates(runs, float(np.mean(v == PASS)), float(np.mean(v == INCONCLUSIVE)),
+                 float(np.mean(v == FAIL)), nan, nan)  # fmt: skip
+
+
+def _prefix(b: Batch, n: int) -> Batch:
+    """The first n pairs of every run."""
+
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[:, :n]
+
+    return Batch(
+        b.kind, b.production[:, :n], b.shadow[:, :n], b.production_error[:, :n],
+        b.shadow_error[:, :n], cut(b.production_ms), cut(b.shadow_ms), b.classes,
+    )  # fmt: skip
 
 
 def psi_of(ev: Evaluation) -> tuple[FloatArray, FloatArray]:

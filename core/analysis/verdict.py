@@ -70,7 +70,9 @@ class Verdict(BaseModel):
     samples: int
     compared: int
     kind: str
-    alpha: float
+    alpha: float  # the allowance for every look at this shadow together
+    look: int = 1  # how many times this shadow has been analysed, this time included
+    alpha_look: float  # the part of alpha this look spends (3/4 of it at the first)
     correction: Literal["holm"] = "holm"
     metrics: list[Metric]
     summary: str
@@ -102,7 +104,7 @@ def _at(a: Any, row: int) -> Any:
 def build_verdict(
     ev: Evaluation, spec: AnalysisSpec, notes: tuple[str, ...], row: int = 0
 ) -> Verdict:
-    confidence = 1 - 2 * spec.alpha
+    confidence = 1 - 2 * ev.alpha
     metrics = [_metric(m, row, confidence, ev.pairs) for m in ev.metrics]
     verdict: VerdictName = OUTCOMES[int(ev.verdict[row])]  # type: ignore[assignment]
     needed = ev.needed[row]
@@ -110,8 +112,8 @@ def build_verdict(
     summary = _summary(verdict, metrics, ev, needed_samples)
     return Verdict(
         verdict=verdict, samples=ev.pairs, compared=ev.compared, kind=ev.kind.value,
-        alpha=spec.alpha, metrics=metrics, summary=summary, needed_samples=needed_samples,
-        notes=list(notes),
+        alpha=spec.alpha, look=ev.look, alpha_look=ev.alpha, metrics=metrics, summary=summary,
+        needed_samples=needed_samples, notes=list(notes),
     )  # fmt: skip
 
 

@@ -4,12 +4,14 @@
   the false-alarm (fail) rate stays at or below alpha;
 - at the tolerance boundary, the worst case for both errors, each test
   fails and passes wrongly no more often than alpha, within Monte Carlo
-  error (three standard errors of a rate of alpha);
+  error (three standard errors of a rate of alpha), and so does the whole
+  analysis when it looks again as pairs accumulate;
 - the plain PSI > 0.1 rule, scored on the same runs, misses what mmm finds.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -17,12 +19,14 @@ import pytest
 from scipy import stats
 
 from core.analysis import simulate
-from core.analysis.equivalence import mean_shift
+from core.analysis.equivalence import Plan, mean_shift
+from core.analysis.multiplicity import look_alpha
 from core.analysis.operational import latency_ratio
 from core.analysis.shape import quantile_shift
 from core.spec import AnalysisSpec
 
 ALPHA = 0.05
+PLAN = Plan(ALPHA, ALPHA)  # sample-size planning at the same level
 RUNS = 1000
 
 
@@ -58,7 +62,7 @@ def test_mean_shift_at_its_tolerance(n: int, skewed: bool) -> None:
             if skewed
             else rng.normal(0, 0.28, size=(runs, n))
         )
-        t = mean_shift(sign * 0.1 + noise, np.full(runs, 0.1), ALPHA, ALPHA)
+        t = mean_shift(sign * 0.1 + noise, np.full(runs, 0.1), ALPHA, PLAN)
         assert np.mean(t.p_fail <= ALPHA) <= ALPHA + slack(runs)
         assert np.mean(t.p_pass <= ALPHA) <= ALPHA + slack(runs)
 
@@ -77,7 +81,7 @@ def test_quantile_shift_at_its_tolerance() -> None:
     shift = sd * stats.norm.ppf(0.5 + eps)  # the CDF gap at production's median is exactly eps
     for sign in (1, -1):
         p, s = simulate.numbers(rng, runs, n)
-        t = quantile_shift(p, s + sign * shift, eps, ALPHA, ALPHA)
+        t = quantile_shift(p, s + sign * shift, eps, ALPHA, PLAN)
         assert np.mean(t.p_fail <= ALPHA) <= ALPHA + slack(runs)
         assert np.mean(t.p_pass <= ALPHA) <= ALPHA + slack(runs)
 
@@ -93,9 +97,28 @@ def test_latency_at_its_tolerance() -> None:
     rng = np.random.default_rng(15)
     production = simulate.latencies(rng, runs, n)
     shadow = simulate.latencies(rng, runs, n, ratio=1.5)  # p99 exactly 1.5 times production's
-    t = latency_ratio(production, shadow, 1.5, ALPHA, ALPHA)
+    t = latency_ratio(production, shadow, 1.5, ALPHA, PLAN)
     assert np.mean(t.p_fail <= ALPHA) <= ALPHA + slack(runs)
     assert np.mean(t.p_pass <= ALPHA) <= ALPHA + slack(runs)
+
+
+@pytest.mark.parametrize("scenario", [simulate.SHIFTS[1], simulate.FLIPS[1]], ids=lambda s: s.name)
+def test_looking_again_as_pairs_accumulate_keeps_both_errors_within_alpha(
+    scenario: simulate.Scenario,
+) -> None:
+    # at the tolerance boundary, looks at 500, 2,000 and 8,000 pairs (alpha spent per look)
+    rates = simulate.sequential(scenario, runs=RUNS, seed=20)
+    assert rates.failed <= ALPHA + slack(RUNS)
+    assert rates.passed <= ALPHA + slack(RUNS)
+
+
+def test_looks_spend_no_more_than_alpha_in_all() -> None:
+    spent = [look_alpha(ALPHA, k) for k in range(1, 60)]
+    assert spent[0] == pytest.approx(0.75 * ALPHA)
+    assert all(b < a for a, b in itertools.pairwise(spent))
+    assert sum(spent) <= ALPHA
+    with pytest.raises(ValueError):
+        look_alpha(ALPHA, 0)
 
 
 def test_clear_differences_fail_where_the_plain_psi_rule_sees_nothing() -> None:

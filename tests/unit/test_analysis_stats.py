@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from core.analysis.equivalence import agreement, mean_shift
+from core.analysis.equivalence import Plan, agreement, mean_shift
 from core.analysis.multiplicity import FAIL, INCONCLUSIVE, PASS, decide, holm
 from core.analysis.operational import _tango, error_rate, latency_ratio
 from core.analysis.shape import (
@@ -18,6 +18,7 @@ from core.analysis.shape import (
 )
 
 ALPHA = 0.05
+PLAN = Plan(ALPHA, ALPHA)  # sample-size planning at the same level
 
 
 def test_holm_matches_its_definition() -> None:
@@ -57,7 +58,7 @@ def test_mean_shift_tost_matches_two_one_sided_t_tests_when_nothing_is_skewed() 
     rng = np.random.default_rng(2)
     x = rng.normal(0, 0.3, size=200)
     d = np.concatenate([0.03 + x, 0.03 - x])  # symmetric: the skewness correction vanishes
-    t = mean_shift(d[None], np.array([0.1]), ALPHA, ALPHA)
+    t = mean_shift(d[None], np.array([0.1]), ALPHA, PLAN)
     lower = stats.ttest_1samp(d, -0.1, alternative="greater").pvalue
     upper = stats.ttest_1samp(d, 0.1, alternative="less").pvalue
     assert t.p_pass[0] == pytest.approx(max(lower, upper))
@@ -68,7 +69,7 @@ def test_mean_shift_tost_matches_two_one_sided_t_tests_when_nothing_is_skewed() 
 def test_mean_shift_interval_bends_with_skewed_differences() -> None:
     rng = np.random.default_rng(3)
     d = rng.exponential(0.3, size=(1, 200)) - 0.3  # long right tail
-    t = mean_shift(d, np.array([0.1]), ALPHA, ALPHA)
+    t = mean_shift(d, np.array([0.1]), ALPHA, PLAN)
     m = d.mean()
     assert t.low[0] < m < t.high[0]
     assert t.high[0] - m > m - t.low[0]  # the interval reaches further toward the long tail
@@ -76,15 +77,15 @@ def test_mean_shift_interval_bends_with_skewed_differences() -> None:
 
 def test_mean_shift_of_identical_outputs_passes_and_of_a_constant_offset_is_decided() -> None:
     zeros = np.zeros((1, 200))
-    t = mean_shift(zeros, np.array([0.1]), ALPHA, ALPHA)
+    t = mean_shift(zeros, np.array([0.1]), ALPHA, PLAN)
     assert t.p_pass[0] == 0.0 and t.p_fail[0] == 1.0
     offset = np.full((1, 200), 0.3)
-    t = mean_shift(offset, np.array([0.1]), ALPHA, ALPHA)
+    t = mean_shift(offset, np.array([0.1]), ALPHA, PLAN)
     assert t.p_fail[0] == 0.0 and t.p_pass[0] == 1.0
 
 
 def test_mean_shift_with_one_pair_decides_nothing() -> None:
-    t = mean_shift(np.array([[0.5]]), np.array([0.1]), ALPHA, ALPHA)
+    t = mean_shift(np.array([[0.5]]), np.array([0.1]), ALPHA, PLAN)
     assert t.p_pass[0] == 1.0 and t.p_fail[0] == 1.0
 
 
@@ -92,7 +93,7 @@ def test_agreement_is_the_exact_binomial_test() -> None:
     p = np.zeros(500, dtype=np.int64)
     s = p.copy()
     s[:4] = 1
-    t = agreement(p[None], s[None], 0.98, ALPHA, ALPHA)
+    t = agreement(p[None], s[None], 0.98, ALPHA, PLAN)
     assert t.p_pass[0] == pytest.approx(stats.binomtest(4, 500, 0.02, "less").pvalue)
     assert t.p_fail[0] == pytest.approx(stats.binomtest(4, 500, 0.02, "greater").pvalue)
     assert t.estimate[0] == pytest.approx(0.992)
@@ -160,7 +161,7 @@ def _exact_size(n: int, base: float, margin: float, side: str, alpha: float) -> 
     for row, (bi, ci) in enumerate(zip(b.ravel(), c.ravel(), strict=True)):
         shad[row, :bi] = True
         prod[row, bi : bi + ci] = True
-    t = error_rate(prod, shad, margin, alpha, alpha)
+    t = error_rate(prod, shad, margin, alpha, Plan(alpha, alpha))
     hit = (t.p_pass if side == "pass" else t.p_fail) <= alpha
     return float((pmf.ravel() * hit).sum())
 
@@ -186,30 +187,44 @@ def test_error_rate_test_keeps_its_exact_size_at_the_boundary(
 
 def test_error_rate_passes_with_no_errors_once_enough_pairs() -> None:
     few = np.zeros((1, 100), dtype=bool)
-    t = error_rate(few, few, 0.01, ALPHA, ALPHA)
+    t = error_rate(few, few, 0.01, ALPHA, PLAN)
     assert t.p_pass[0] > ALPHA  # 0 errors in 100 calls does not show a rate below 1 %
     need = int(t.needed[0])
     assert 300 < need < 500
     enough = np.zeros((1, need), dtype=bool)
-    assert error_rate(enough, enough, 0.01, ALPHA, ALPHA).p_pass[0] <= ALPHA
+    assert error_rate(enough, enough, 0.01, ALPHA, PLAN).p_pass[0] <= ALPHA
     short = np.zeros((1, need - 1), dtype=bool)
-    assert error_rate(short, short, 0.01, ALPHA, ALPHA).p_pass[0] > ALPHA
+    assert error_rate(short, short, 0.01, ALPHA, PLAN).p_pass[0] > ALPHA
 
 
 def test_latency_ratio_bounds_are_order_statistics() -> None:
     rng = np.random.default_rng(7)
     p = 20 * np.exp(0.3 * rng.standard_normal(3000))
-    t = latency_ratio(p[None], 1.2 * p[None], 1.5, ALPHA, ALPHA)
+    t = latency_ratio(p[None], 1.2 * p[None], 1.5, ALPHA, PLAN)
     assert t.estimate[0] == pytest.approx(1.2)
     assert t.low[0] < 1.2 < t.high[0]
     assert t.p_pass[0] <= ALPHA
-    t = latency_ratio(p[None], 2.0 * p[None], 1.5, ALPHA, ALPHA)
+    t = latency_ratio(p[None], 2.0 * p[None], 1.5, ALPHA, PLAN)
     assert t.p_fail[0] <= ALPHA
+
+
+def test_latency_slack_keeps_sub_millisecond_jitter_from_deciding() -> None:
+    rng = np.random.default_rng(12)
+    production = 0.2 * np.exp(0.3 * rng.standard_normal(600))
+    shadow = 0.2 * np.exp(0.3 * rng.standard_normal(600))
+    shadow[:6] = 3.0  # a handful of 3 ms stalls: 15 times production's p99, yet only 3 ms
+    strict = latency_ratio(production[None], shadow[None], 1.5, ALPHA, PLAN)
+    assert strict.p_pass[0] > ALPHA
+    lenient = latency_ratio(production[None], shadow[None], 1.5, ALPHA, PLAN, slack_ms=5.0)
+    assert lenient.p_pass[0] <= ALPHA
+    assert lenient.quantiles["allowed_p99"][0] == pytest.approx(
+        lenient.quantiles["production_p99"][0] + 5.0
+    )
 
 
 def test_latency_with_too_few_calls_is_undecided() -> None:
     p = np.linspace(10, 20, 50)[None]
-    t = latency_ratio(p, p, 1.5, ALPHA, ALPHA)
+    t = latency_ratio(p, p, 1.5, ALPHA, PLAN)
     assert t.p_pass[0] > ALPHA and t.p_fail[0] > ALPHA
     assert t.high[0] == np.inf  # a p99 has no upper bound from 50 calls
 
@@ -217,7 +232,7 @@ def test_latency_with_too_few_calls_is_undecided() -> None:
 def test_quantile_shift_of_identical_and_of_discrete_outputs() -> None:
     rng = np.random.default_rng(8)
     for p in (rng.normal(size=(1, 800)), rng.integers(0, 4, size=(1, 800)).astype(float)):
-        t = quantile_shift(p, p.copy(), 0.05, ALPHA, ALPHA)
+        t = quantile_shift(p, p.copy(), 0.05, ALPHA, PLAN)
         assert t.estimate[0] == 0.0
         assert t.p_pass[0] <= ALPHA and t.p_fail[0] > ALPHA
 
@@ -226,10 +241,10 @@ def test_quantile_shift_finds_a_spread_change_the_mean_does_not_see() -> None:
     rng = np.random.default_rng(9)
     p = rng.normal(size=(1, 5000))
     s = 1.6 * p  # same mean, 60 % wider
-    t = quantile_shift(p, s, 0.05, ALPHA, ALPHA)
+    t = quantile_shift(p, s, 0.05, ALPHA, PLAN)
     assert t.p_fail[0] <= ALPHA
     assert abs(t.estimate[0]) > 0.05
-    m = mean_shift((s - p) / p.std(), np.array([0.1]), ALPHA, ALPHA)
+    m = mean_shift((s - p) / p.std(), np.array([0.1]), ALPHA, PLAN)
     assert m.p_pass[0] <= ALPHA  # the mean did not move
 
 
@@ -237,7 +252,7 @@ def test_quantile_shift_gap_is_the_cdf_gap_at_production_quantiles() -> None:
     rng = np.random.default_rng(10)
     p = rng.normal(size=(1, 2000))
     s = p + 0.3
-    t = quantile_shift(p, s, 0.05, ALPHA, ALPHA)
+    t = quantile_shift(p, s, 0.05, ALPHA, PLAN)
     x = np.sort(p[0])[np.ceil(np.arange(1, 20) / 20 * 2000).astype(int) - 1]
     gaps = [(np.mean(s[0] <= xi) - np.mean(p[0] <= xi)) for xi in x]
     assert t.estimate[0] == pytest.approx(max(gaps, key=abs))
@@ -248,8 +263,8 @@ def test_quantile_shift_gap_is_the_cdf_gap_at_production_quantiles() -> None:
 def test_tests_broadcast_over_runs(runs: int) -> None:
     rng = np.random.default_rng(11)
     d = rng.normal(size=(runs, 300))
-    batch = mean_shift(d, np.full(runs, 0.1), ALPHA, ALPHA)
+    batch = mean_shift(d, np.full(runs, 0.1), ALPHA, PLAN)
     for r in range(runs):
-        one = mean_shift(d[r : r + 1], np.array([0.1]), ALPHA, ALPHA)
+        one = mean_shift(d[r : r + 1], np.array([0.1]), ALPHA, PLAN)
         assert batch.p_pass[r] == pytest.approx(one.p_pass[0])
         assert batch.p_fail[r] == pytest.approx(one.p_fail[0])

@@ -232,12 +232,16 @@ def test_shadow_inconclusive_collects_more_then_waits_at_deadline() -> None:
 
 
 def test_inconclusive_on_replayed_traffic_waits_for_a_person_at_once() -> None:
-    d = make({"strategy": {"kind": "shadow", "auto_approve": True, "traffic": {"replay": "in.jsonl"}}})
+    d = make(
+        {"strategy": {"kind": "shadow", "auto_approve": True, "traffic": {"replay": "in.jsonl"}}}
+    )
     d, cmds = decide(d, Start(at=at(0)))
     analyses = 0
     while cmds:
         analyses += Action(cmds[0].action) is Action.ANALYZE
-        d, cmds = decide(d, Succeeded(at=at(1), command=cmds[0], result=result_for(cmds[0], "inconclusive")))
+        d, cmds = decide(
+            d, Succeeded(at=at(1), command=cmds[0], result=result_for(cmds[0], "inconclusive"))
+        )
     assert analyses == 1
     assert d.state is DeploymentState.WAITING_APPROVAL and d.context["gate"] == "before_promote"
 
