@@ -429,7 +429,9 @@ class Executor:
                 sample = PairedSample.from_records(records)
             except ValueError as exc:
                 raise InvalidInput(f"captured predictions cannot be analysed: {exc}") from None
-            result = analyze(sample, d.spec.analysis)
+            # Each new look at an inconclusive shadow spends less alpha (see docs/analysis.md).
+            look = 1 + sum(1 for e in d.events if e.get("type") == "analysis")
+            result = analyze(sample, d.spec.analysis, look=look)
             verdict = result.to_public()
             verdict["text"] = render_text(sample, result)  # for terminals and chat
             verdict["report"] = self._report(d, sample, result)

@@ -144,7 +144,8 @@ class PairedSample:
         production_error: Sequence[bool] | npt.NDArray[Any] | None = None,
         shadow_error: Sequence[bool] | npt.NDArray[Any] | None = None,
     ) -> PairedSample:
-        """Outputs as arrays or lists (same rules as `from_records`); errors default to none."""
+        """Outputs as arrays or lists (same rules as `from_records`); errors default to none.
+        In latency arrays NaN means "not measured", as None does in lists."""
         n = len(production)
         if len(shadow) != n:
             raise AnalysisInputError(

@@ -191,8 +191,8 @@ def test_tolerances_that_cannot_be_shown_are_refused(bad: dict[str, float]) -> N
 def test_a_later_look_spends_a_smaller_share_of_alpha() -> None:
     sample = noisy(1000, seed=13)
     first, second = analyze(sample), analyze(sample, look=2)
-    assert (first.look, first.alpha_look) == (1, pytest.approx(0.0375))
-    assert (second.look, second.alpha_look) == (2, pytest.approx(0.05 * 3 / 16))
+    assert first.look == 1 and first.alpha_look == pytest.approx(0.0375)
+    assert second.look == 2 and second.alpha_look == pytest.approx(0.05 * 3 / 16)
     for a, b in zip(first.metrics, second.metrics, strict=True):
         if a.gating and a.interval and b.interval and a.interval[0] is not None:
             assert b.interval[0] is not None and b.interval[0] <= a.interval[0]  # wider
