@@ -107,13 +107,11 @@ class Service:
                 f"--library {library}: expected one of {', '.join(x.value for x in Library)}"
             ) from None
         # Check before registering: a version that cannot load never enters the registry.
-        from core.adapters.local.registry import artifact_format
         from core.runtime import load_model, read_golden
 
         try:
             if not artifact.is_file():
                 raise InvalidInput(f"{artifact}: no such file")
-            artifact_format(artifact, lib)
             load_model(artifact, lib)
             if golden is not None:
                 if not golden.is_file():

@@ -54,6 +54,8 @@ def handled(fn: F) -> F:
             return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except KeyboardInterrupt:
+            _fail("interrupted; anything unfinished resumes when a worker runs (`mmm worker`)", 130)
         except Exception as exc:
             if ctx is not None and ctx.debug:
                 raise
@@ -63,8 +65,6 @@ def handled(fn: F) -> F:
                 _fail(str(exc), 2)
             if isinstance(exc, WorkspaceError | PortError):
                 _fail(str(exc), 1)
-            if isinstance(exc, KeyboardInterrupt):
-                _fail("interrupted; the deployment resumes when a worker runs (`mmm worker`)", 130)
             _fail(f"{type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
     return wrapper  # type: ignore[return-value]

@@ -16,28 +16,8 @@ from sqlite_utils import Migrations
 from core.adapters.local.artifacts import sha256_file
 from core.domain import Library, ModelVersion, VersionStatus, iso, utcnow
 from core.ports import InvalidInput, NotFound
+from core.runtime import detect_format
 from core.sqlite_db import open_db, write_transaction
-
-_FORMATS = {
-    Library.SKLEARN: {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle"},
-    Library.XGBOOST: {
-        ".json": "json",
-        ".ubj": "ubj",
-        ".joblib": "joblib",
-        ".pkl": "pickle",
-        ".pickle": "pickle",
-    },
-    Library.ONNX: {".onnx": "onnx"},
-}
-
-
-def artifact_format(path: Path, library: Library) -> str:
-    fmt = _FORMATS[library].get(path.suffix.lower())
-    if fmt is None:
-        allowed = ", ".join(sorted(_FORMATS[library]))
-        raise InvalidInput(f"{path}: a {library} artifact must end in one of {allowed}")
-    return fmt
-
 
 migrations = Migrations("mmm-registry")
 
@@ -81,7 +61,7 @@ class LocalRegistry:
             raise InvalidInput(f"{artifact}: no such file")
         if golden is not None and not golden.is_file():
             raise InvalidInput(f"{golden}: no such file")
-        fmt = artifact_format(artifact, library)
+        fmt = detect_format(artifact, library)
         with write_transaction(self.db):
             row = self.db.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", [name]
