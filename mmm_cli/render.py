@@ -70,7 +70,13 @@ def describe(d: Deployment) -> str:
     for a in d.approvals:
         lines.append(f"  approved:  {a.by} at {a.at} ({a.gate})")
     if d.analysis:
-        lines.append(f"  analysis:  {d.analysis.get('verdict')} - {d.analysis.get('summary', '')}")
+        text = (
+            d.analysis.get("text")
+            or f"{d.analysis.get('verdict')}: {d.analysis.get('summary', '')}"
+        )
+        lines.append("  analysis:")
+        lines += [f"    {line}" for line in str(text).splitlines()]
+        lines += [f"    chart: {uri}" for uri in d.analysis.get("report", [])]
     if d.error:
         lines.append(f"  reason:    {d.error}")
     lines.append("  events:")
