@@ -166,7 +166,7 @@ def run_demo(keep_running: bool = False) -> None:
         ]:
             click.echo(f"  {label:<30} {path}")
         click.echo(
-            f"\n  look around:  MMM_HOME={home} mmm status    (or mmm tui, mmm usage {MODEL})"
+            f"\n  look around:  MMM_HOME={home} mmm status    (and mmm models, mmm usage {MODEL})"
         )
         if keep_running:
             click.echo(f"  gateway still up at {server.url}; Ctrl-C stops it")
