@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 from core.ports import ArtifactStore, CodeHost, Monitor, Notifier, Registry, Serving
 from core.spec import Settings, SpecError, load_yaml, parse_settings
@@ -84,10 +81,6 @@ class SilentNotifier:
         return None
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("MMM_HOME") or ".mmm")
-
-
 def init_workspace(home: Path) -> tuple[Workspace, bool]:
     """Create the workspace with the embedded backends; returns it and whether it was new."""
     home.mkdir(parents=True, exist_ok=True)
@@ -157,10 +150,6 @@ def build_service(home: Path, actor: str, ports: Ports | None = None) -> Service
     return Service(ws, build_store(ws), ports or build_ports(ws), actor)
 
 
-def dump_settings(settings: Settings) -> str:
-    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
-
-
 __all__ = [
     "Ports",
     "SpecError",
@@ -169,7 +158,6 @@ __all__ = [
     "build_ports",
     "build_service",
     "build_store",
-    "default_home",
     "init_workspace",
     "load_workspace",
 ]

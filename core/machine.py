@@ -99,11 +99,6 @@ def plan_of(d: Deployment) -> list[Step]:
     return retire_plan() if d.kind is Kind.RETIRE else deploy_plan(d.spec)
 
 
-def current_step(d: Deployment) -> Step | None:
-    plan = plan_of(d)
-    return plan[d.step] if d.step < len(plan) else None
-
-
 # ---------------------------------------------------------------- decide
 
 
