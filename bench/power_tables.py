@@ -23,7 +23,7 @@ from core.analysis import simulate
 from core.analysis.engine import evaluate
 from core.analysis.equivalence import Plan, mean_shift
 from core.analysis.multiplicity import FAIL, INCONCLUSIVE, PASS, look_alpha
-from core.analysis.operational import error_rate, latency_ratio
+from core.analysis.operational import latency_ratio
 from core.analysis.shape import quantile_shift
 from core.spec import AnalysisSpec
 
@@ -139,29 +139,10 @@ def error_rate_sizes() -> None:
     for n, base, margin in ((300, 0.001, 0.01), (500, 0.0, 0.01), (889, 0.001, 0.005),
                             (2000, 0.01, 0.01), (5000, 0.1, 0.05)):  # fmt: skip
         for alpha in (0.05, 0.0125):
-            wrong_pass = exact_error_rate_size(n, base, margin, "pass", alpha)
-            wrong_fail = exact_error_rate_size(n, base, margin, "fail", alpha)
+            wrong_pass = simulate.exact_error_rate_size(n, base, margin, "pass", alpha)
+            wrong_fail = simulate.exact_error_rate_size(n, base, margin, "fail", alpha)
             print(f"| {n:,} | {pct(base)} | {pct(margin)} | {alpha} | {100 * wrong_pass:.2f} % "
                   f"| {100 * wrong_fail:.2f} % |")  # fmt: skip
-
-
-def exact_error_rate_size(n: int, base: float, margin: float, side: str, alpha: float) -> float:
-    """Chance that the error-rate test passes (or fails) when the shadow's error rate is
-    exactly `margin` above production's `base`, summed over every possible table."""
-    pb = base + margin
-    bmax = int(stats.binom.ppf(1 - 1e-12, n, pb)) + 2
-    cmax = int(stats.binom.ppf(1 - 1e-12, n, base)) + 2 if base > 0 else 0
-    b, c = np.meshgrid(np.arange(bmax + 1), np.arange(cmax + 1), indexing="ij")
-    given_b = stats.binom.pmf(c, n - b, base / (1 - pb)) if base > 0 else (c == 0)
-    pmf = (stats.binom.pmf(b, n, pb) * given_b).ravel()
-    prod = np.zeros((b.size, n), dtype=bool)
-    shad = np.zeros((b.size, n), dtype=bool)
-    for row, (bi, ci) in enumerate(zip(b.ravel(), c.ravel(), strict=True)):
-        shad[row, :bi] = True
-        prod[row, bi : bi + ci] = True
-    t = error_rate(prod, shad, margin, alpha, Plan(alpha, alpha))
-    hit = (t.p_pass if side == "pass" else t.p_fail) <= alpha
-    return float((pmf * hit).sum())
 
 
 def _normal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:

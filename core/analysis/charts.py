@@ -126,13 +126,7 @@ def _qq(cols: list[Column], ax_list: list[Axes]) -> None:
 
 
 def _confusion(pairs: PairedSample, ax: Axes) -> None:
-    ok = pairs.both_ok
-    if pairs.kind is OutputKind.LABELS:
-        p, s = pairs.production[ok], pairs.shadow[ok]
-        names = [str(x) for x in pairs.labels]
-    else:
-        p, s = np.argmax(pairs.production[ok], axis=1), np.argmax(pairs.shadow[ok], axis=1)
-        names = [str(i) for i in range(pairs.production.shape[1])]
+    p, s, names = pairs.class_codes()
     k = len(names)
     table = np.bincount(p * k + s, minlength=k * k).reshape(k, k).astype(float)
     rows = table.sum(axis=1, keepdims=True)

@@ -104,6 +104,16 @@ class PairedSample:
         """Pairs where both sides returned a usable output."""
         return ~self.production_error & ~self.shadow_error
 
+    def class_codes(self) -> tuple[IntArray, IntArray, list[str]]:
+        """Labels (or the top class of probabilities) of the pairs both sides answered, as
+        codes into the returned class names."""
+        ok = self.both_ok
+        if self.kind is OutputKind.LABELS:
+            return self.production[ok], self.shadow[ok], [str(x) for x in self.labels]
+        top_p = np.argmax(self.production[ok], axis=1)
+        top_s = np.argmax(self.shadow[ok], axis=1)
+        return top_p, top_s, [f"class {i}" for i in range(self.production.shape[1])]
+
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]]) -> PairedSample:
         """Pairs as captured: dicts with `production`, `shadow` (outputs, None when that side

@@ -84,13 +84,7 @@ def _numbers(pairs: PairedSample, width: int) -> list[str]:
 
 
 def _labels(pairs: PairedSample) -> list[str]:
-    ok = pairs.both_ok
-    if pairs.kind is OutputKind.LABELS:
-        p, s = pairs.production[ok], pairs.shadow[ok]
-        names = [str(x) for x in pairs.labels]
-    else:
-        p, s = np.argmax(pairs.production[ok], axis=1), np.argmax(pairs.shadow[ok], axis=1)
-        names = [f"class {i}" for i in range(pairs.production.shape[1])]
+    p, s, names = pairs.class_codes()
     n = max(len(p), 1)
     classes = len(names)
     cp = np.bincount(p, minlength=classes) / n if len(p) else np.zeros(classes)

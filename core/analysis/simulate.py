@@ -27,10 +27,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy import stats
 
 from core.analysis.engine import Batch, Evaluation, evaluate
+from core.analysis.equivalence import Plan
 from core.analysis.model import FloatArray, IntArray, OutputKind
 from core.analysis.multiplicity import FAIL, INCONCLUSIVE, PASS
+from core.analysis.operational import error_rate
 from core.analysis.shape import PSI_PLAIN_RULE, psi_numbers
 from core.spec import AnalysisSpec
 
@@ -236,3 +239,22 @@ IDENTICAL = (
 )
 SHIFTS = tuple(Scenario(f"shift {d:g} SD", "numbers", shift_sd=d) for d in (0.05, 0.1, 0.2))
 FLIPS = tuple(Scenario(f"{f:.0%} label flips", "labels", flip=f) for f in (0.01, 0.02, 0.05))
+
+
+def exact_error_rate_size(n: int, base: float, margin: float, side: str, alpha: float) -> float:
+    """Chance that the error-rate test passes (or fails) when the shadow's error rate is
+    exactly `margin` above production's `base`, summed over every possible table."""
+    pb = base + margin
+    bmax = int(stats.binom.ppf(1 - 1e-12, n, pb)) + 2
+    cmax = int(stats.binom.ppf(1 - 1e-12, n, base)) + 2 if base > 0 else 0
+    b, c = np.meshgrid(np.arange(bmax + 1), np.arange(cmax + 1), indexing="ij")
+    given_b = stats.binom.pmf(c, n - b, base / (1 - pb)) if base > 0 else (c == 0)
+    pmf = (stats.binom.pmf(b, n, pb) * given_b).ravel()
+    prod = np.zeros((b.size, n), dtype=bool)
+    shad = np.zeros((b.size, n), dtype=bool)
+    for row, (bi, ci) in enumerate(zip(b.ravel(), c.ravel(), strict=True)):
+        shad[row, :bi] = True
+        prod[row, bi : bi + ci] = True
+    t = error_rate(prod, shad, margin, alpha, Plan(alpha, alpha))
+    hit = (t.p_pass if side == "pass" else t.p_fail) <= alpha
+    return float((pmf * hit).sum())

@@ -16,6 +16,7 @@ from core.analysis.shape import (
     quantile_shift,
     stuart_maxwell,
 )
+from core.analysis.simulate import exact_error_rate_size
 
 ALPHA = 0.05
 PLAN = Plan(ALPHA, ALPHA)  # sample-size planning at the same level
@@ -147,25 +148,6 @@ def test_tango_with_no_margin_is_mcnemar() -> None:
     )
 
 
-def _exact_size(n: int, base: float, margin: float, side: str, alpha: float) -> float:
-    """Exact chance that the error-rate test passes (or fails) at the tolerance boundary,
-    by enumerating every table of (shadow-only errors, production-only errors)."""
-    pb = base + margin
-    bmax = int(stats.binom.ppf(1 - 1e-12, n, pb)) + 2
-    cmax = int(stats.binom.ppf(1 - 1e-12, n, base)) + 2 if base > 0 else 0
-    b, c = np.meshgrid(np.arange(bmax + 1), np.arange(cmax + 1), indexing="ij")
-    pc_given_b = stats.binom.pmf(c, n - b, base / (1 - pb)) if base > 0 else (c == 0)
-    pmf = stats.binom.pmf(b, n, pb) * pc_given_b
-    prod = np.zeros((b.size, n), dtype=bool)
-    shad = np.zeros((b.size, n), dtype=bool)
-    for row, (bi, ci) in enumerate(zip(b.ravel(), c.ravel(), strict=True)):
-        shad[row, :bi] = True
-        prod[row, bi : bi + ci] = True
-    t = error_rate(prod, shad, margin, alpha, Plan(alpha, alpha))
-    hit = (t.p_pass if side == "pass" else t.p_fail) <= alpha
-    return float((pmf.ravel() * hit).sum())
-
-
 @pytest.mark.parametrize(
     ("n", "base", "margin"),
     [
@@ -181,8 +163,8 @@ def test_error_rate_test_keeps_its_exact_size_at_the_boundary(
 ) -> None:
     # these are the worst cases of the uncorrected score test (its size reached 0.088)
     for alpha in (0.05, 0.0125):
-        assert _exact_size(n, base, margin, "fail", alpha) <= alpha
-        assert _exact_size(n, base, margin, "pass", alpha) <= alpha
+        assert exact_error_rate_size(n, base, margin, "fail", alpha) <= alpha
+        assert exact_error_rate_size(n, base, margin, "pass", alpha) <= alpha
 
 
 def test_error_rate_passes_with_no_errors_once_enough_pairs() -> None:
