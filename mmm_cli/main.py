@@ -484,7 +484,20 @@ def bot(port: int) -> None:
 
 def main() -> None:
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
-    cli(prog_name="mmm")
+    try:
+        code = cli.main(prog_name="mmm", standalone_mode=False)
+    except click.UsageError as exc:
+        # one line, as every other error (click's own is three)
+        where = f"mmm {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mmm"
+        click.echo(f"mmm: error: {exc.format_message()} (see `{where} --help`)", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"mmm: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("mmm: error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,8 @@ def test_unknown_model_or_version(ws: Workspace) -> None:
         (("retire", "nope"), "not registered"),
         (("usage", "nope"), "not registered"),
         (("approve", "dep-missing"), "no deployment"),
+        (("deploy", "churn", "one", "--endpoint", "e"), "'one' is not a valid integer"),
+        (("deploy", "churn", "1", "--strategy", "canary", "--endpoint", "e"), "--strategy canary"),
     ]:
         res = ws.run(*args)
         assert res.code == 2, res.err
