@@ -25,10 +25,13 @@ from core.domain import (
     iso,
     utcnow,
 )
+from core.executor import read_replay
 from core.machine import Abort, Approve, InvalidTransition, plan_of
 from core.ports import InvalidInput, NotFound, PortError
 from core.spec import (
     DeploymentSpec,
+    Replay,
+    Shadow,
     SpecError,
     StrategyKind,
     merge,
@@ -191,7 +194,25 @@ class Service:
             raise BadRequest(
                 "no endpoint: pass --endpoint NAME or set `endpoint:` in the deployment file"
             )
-        return spec
+        return self._with_replay_resolved(spec, file)
+
+    def _with_replay_resolved(self, spec: DeploymentSpec, file: Path | None) -> DeploymentSpec:
+        """A replay file is read by whichever worker runs the deployment, maybe elsewhere:
+        pin it to an absolute path (relative to the deployment file) and check it now."""
+        strategy = spec.strategy
+        if not isinstance(strategy, Shadow) or not isinstance(strategy.traffic, Replay):
+            return spec
+        path = Path(strategy.traffic.replay).expanduser()
+        if not path.is_absolute():
+            path = (file.parent if file is not None else Path.cwd()) / path
+        try:
+            read_replay(path)
+        except InvalidInput as exc:
+            raise BadRequest(str(exc)) from None
+        traffic = Replay(replay=str(path.resolve()))
+        return spec.model_copy(
+            update={"strategy": strategy.model_copy(update={"traffic": traffic})}
+        )
 
     def _may_deploy(self, verb: str) -> None:
         allowed = self.policy.deployers + self.policy.admins

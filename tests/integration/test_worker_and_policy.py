@@ -174,3 +174,28 @@ def test_abort_while_a_command_is_in_flight_undoes_its_result_too(
         Executor.run = original  # type: ignore[method-assign]
     assert final.state is DeploymentState.ABORTED
     assert svc.ports.artifacts.list("production") == []  # the in-flight copy was undone
+
+
+def test_a_relative_replay_file_is_pinned_next_to_the_deployment_file(
+    make_service: MakeService, model_files: Files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registered(make_service, model_files)
+    svc = make_service()
+    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    artifact, golden = model_files(1)
+    svc.register("churn", artifact, "sklearn", golden)
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "inputs.jsonl").write_text("[0.1, 0.2]\n")
+    f = folder / "shadow.yaml"
+    f.write_text(
+        "endpoint: churn-scorer\nstrategy: {kind: shadow, traffic: {replay: inputs.jsonl}}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # the worker may run anywhere
+    d = svc.deploy("churn", 2, file=f, dry_run=True)
+    assert d.spec.strategy.traffic.replay == str(folder / "inputs.jsonl")  # type: ignore[union-attr]
+    f.write_text(
+        "endpoint: churn-scorer\nstrategy: {kind: shadow, traffic: {replay: nope.jsonl}}\n"
+    )
+    with pytest.raises(BadRequest, match="nope.jsonl: replay file not found"):
+        svc.deploy("churn", 2, file=f)
