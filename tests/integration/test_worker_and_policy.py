@@ -197,5 +197,5 @@ def test_a_relative_replay_file_is_pinned_next_to_the_deployment_file(
     f.write_text(
         "endpoint: churn-scorer\nstrategy: {kind: shadow, traffic: {replay: nope.jsonl}}\n"
     )
-    with pytest.raises(BadRequest, match="nope.jsonl: replay file not found"):
+    with pytest.raises(BadRequest, match=r"nope\.jsonl: replay file not found"):
         svc.deploy("churn", 2, file=f)
