@@ -33,6 +33,7 @@ class VersionStatus(StrEnum):
     REGISTERED = "registered"
     STAGING = "staging"
     PRODUCTION = "production"
+    ARCHIVED = "archived"  # replaced in production; files and alarms stay until retired
     RETIRED = "retired"
 
 

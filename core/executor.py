@@ -251,6 +251,11 @@ class Executor:
             wanted = {k: str(v) for k, v in cmd.args["statuses"].items()}
         else:
             wanted = {str(v): cmd.args["status"] for v in self._versions(d)}
+            if cmd.args["status"] == VersionStatus.PRODUCTION.value:
+                # the versions it replaced serve nowhere now: archived until retired
+                wanted |= {
+                    str(v): VersionStatus.ARCHIVED.value for v in d.context.get("drained", [])
+                }
         for version, status in wanted.items():
             self.ports.registry.set_status(
                 d.model, int(version), VersionStatus(status), d.requested_by
@@ -305,9 +310,31 @@ class Executor:
                 self.ports.serving.delete(entry["name"], entry["region"])
             else:
                 self.ports.serving.apply(desired)
-        return Done(
-            {"previous": changed, "facts": {"endpoints": after}, "summary": _weights_summary(after)}
-        )
+        facts: dict[str, Any] = {"endpoints": after}
+        if action is Action.DRAIN_OLD:
+            facts.update(self._drained(d, before))
+        return Done({"previous": changed, "facts": facts, "summary": _weights_summary(after)})
+
+    def _drained(self, d: Deployment, before: list[EndpointEntry]) -> dict[str, Any]:
+        """Versions of this model that drain_old took off their last endpoint, with their
+        registry status now (the finalize step archives them; undo puts the status back)."""
+        versions = set()
+        for entry in before:
+            config = _config(entry)
+            for v in config.variants if config else []:
+                if v.model == d.model and v.version != d.version:
+                    versions.add(v.version)
+        still_serving = {
+            v.version
+            for config in self.ports.serving.endpoints()
+            for v in config.variants
+            if v.model == d.model and v.weight > 0
+        }
+        drained = sorted(versions - still_serving)
+        statuses = dict(d.context.get("statuses", {}))
+        for version in drained:
+            statuses[str(version)] = self.ports.registry.get(d.model, version).status.value
+        return {"drained": drained, "statuses": statuses}
 
     def _restore_endpoints(self, d: Deployment, cmd: Command) -> Outcome:
         for entry in cmd.args["previous"]:

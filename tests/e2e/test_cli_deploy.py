@@ -120,6 +120,10 @@ def test_retire_leaves_no_usage_site(ws: Workspace) -> None:
     ws.register(seed=1)
     ws.ok("deploy", "churn", "2", "--endpoint", "churn-scorer")
     assert endpoint(ws) == {"churn-v2": 100.0}
+    statuses = {v["version"]: v["status"] for v in ws.ok("models", "--json").json()[0]["versions"]}
+    assert statuses == {1: "archived", 2: "production"}  # v1 was replaced everywhere
+    kinds = {s["kind"] for s in ws.ok("usage", "churn", "--version", "1", "--json").json()}
+    assert kinds == {"artifact", "monitor"}  # what retirement still has to remove
 
     r1 = ws.ok("retire", "churn", "1", "--json").json()
     assert r1["state"] == "succeeded" and r1["strategy"] == "retire"
