@@ -37,7 +37,7 @@ def test_sigterm_mid_rollout_then_restart_finishes(ws: Workspace, tmp_path: Path
     spec = tmp_path / "bg.yaml"
     spec.write_text(yaml.safe_dump({
         "endpoint": "churn-scorer",
-        "strategy": {"kind": "blue-green", "steps": [30, 100], "bake_s": 4},
+        "strategy": {"kind": "blue-green", "steps": [30, 100], "bake_s": 8},
     }))  # fmt: skip
     port = free_port()
     proc = start(ws, port)
