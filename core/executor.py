@@ -292,10 +292,7 @@ class Executor:
     def _endpoint_step(self, d: Deployment, cmd: Command) -> Outcome:
         action = Action(cmd.action)
         if action is Action.START_SHADOW:
-            # Pairs left by an earlier shadow test of the same version would be counted again.
-            variant = variant_name(d.model, d.version)
-            for uri in self.ports.artifacts.list("captures", f"{d.endpoint}/{variant}/"):
-                self.ports.artifacts.delete(uri)
+            self._clear_captures(d)  # pairs of an earlier shadow test would count again
         before: list[EndpointEntry] = list(d.context.get("endpoints", []))
         after: list[EndpointEntry] = []
         changed: list[EndpointEntry] = []
@@ -412,6 +409,11 @@ class Executor:
     def _shadow_variant(self, d: Deployment) -> str:
         return variant_name(d.model, d.version)
 
+    def _clear_captures(self, d: Deployment) -> None:
+        prefix = f"{d.endpoint}/{self._shadow_variant(d)}/"
+        for uri in self.ports.artifacts.list("captures", prefix):
+            self.ports.artifacts.delete(uri)
+
     def _pairs(self, d: Deployment) -> list[dict[str, Any]]:
         pairs: list[dict[str, Any]] = []
         for region in d.regions:
@@ -424,19 +426,20 @@ class Executor:
     def _collect(self, d: Deployment, cmd: Command) -> Outcome:
         strategy = d.spec.strategy
         assert isinstance(strategy, Shadow)
-        progress = self._progress(d, cmd)
-        now = self.clock()
-        if isinstance(strategy.traffic, Replay) and not progress.get("replayed"):
+        if isinstance(strategy.traffic, Replay):
+            self._clear_captures(d)  # run again after a crash, it replays once, not twice
             inputs = read_replay(Path(strategy.traffic.replay))
             for region in d.regions:
                 self.ports.serving.replay(d.endpoint, region, inputs)
-            progress["replayed"] = len(inputs)
+            samples = len(self._pairs(d))
+            return Done({"samples": samples, "summary": f"{samples} paired predictions (replayed)"})
+        progress = self._progress(d, cmd)
+        now = self.clock()
         target = int(d.context.get("min_samples") or strategy.min_samples)
         samples = len(self._pairs(d))
         started = datetime.fromisoformat(progress["started"]) if "started" in progress else now
         progress.update({"started": iso(started), "samples": samples, "target": target})
-        out_of_time = now >= started + timedelta(seconds=strategy.max_wait_s)
-        if samples >= target or isinstance(strategy.traffic, Replay) or out_of_time:
+        if samples >= target or now >= started + timedelta(seconds=strategy.max_wait_s):
             return Done({"samples": samples, "summary": f"{samples} paired predictions"})
         return NotYet(now + timedelta(seconds=max(0.5, self.ws.settings.worker.poll_s)), progress)
 
