@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import yaml
 
 from core.adapters.local.registry import LocalRegistry
 from tests.e2e.conftest import MMM, Workspace
+from tests.support.models import sample_instances
 
 # (step, point): the first step of every stage, plus both sides of the result log.
 CASES = [
@@ -98,3 +100,35 @@ def test_killed_worker_resumes_without_doing_anything_twice(
     }
     steps = [e["step"] for e in d["events"] if e["type"] == "step_succeeded"]
     assert len(steps) == len(set(steps))  # no step recorded twice
+
+
+@pytest.mark.parametrize("step", ["start_shadow", "collect", "analyze"])
+def test_killed_during_a_shadow_test_resumes_with_the_same_pairs(
+    template: Workspace, tmp_path: Path, step: str
+) -> None:
+    ws = Workspace(home=tmp_path / "ws", models=template.models)
+    shutil.copytree(template.home, ws.home)
+    ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
+    ws.register()  # v2: the same model again
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("\n".join(json.dumps(r) for r in sample_instances(10, 800)) + "\n")
+    spec = tmp_path / "shadow.yaml"
+    spec.write_text(yaml.safe_dump({
+        "endpoint": "churn-scorer",
+        "strategy": {"kind": "shadow", "min_samples": 500, "auto_approve": True,
+                     "traffic": {"replay": str(replay)}},
+    }))  # fmt: skip
+    dep = ws.ok("deploy", "churn", "2", "-f", str(spec), "--detach").out.strip()
+    env = ws.env("worker")
+    env["MMM_CRASH_AT"] = f"{step}:after_run"
+    crashed = subprocess.run(
+        [str(MMM), "worker", "--once"], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    time.sleep(1.2)
+    ws.ok("worker", "--once", user="worker")
+    d = ws.ok("status", dep, "--json").json()
+    assert d["state"] == "succeeded", d["error"]
+    assert d["analysis"]["samples"] == 800  # replayed once, not twice
+    captured = list((ws.home / "buckets/captures/churn-scorer/churn-v2").glob("*.jsonl"))
+    assert sum(len(p.read_text().splitlines()) for p in captured) == 800
