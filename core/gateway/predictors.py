@@ -13,6 +13,7 @@ from urllib.request import url2pathname
 
 from core.domain import Library
 from core.ports import InvalidInput, NotFound, Variant
+from core.runtime.loaders import ModelFailed
 
 
 class Predictor(Protocol):
@@ -95,9 +96,8 @@ class ModelError(Exception):
 
 
 def _refused_input(exc: Exception) -> bool:
-    # The standard runtime raises InvalidInput both when instances do not fit the model and,
-    # worded "predict failed: ...", when the model itself raised; only the first is the caller's.
-    return isinstance(exc, InvalidInput) and "predict failed:" not in str(exc)
+    # Instances that do not fit the model are the caller's fault; a model that raises is not.
+    return isinstance(exc, InvalidInput) and not isinstance(exc, ModelFailed)
 
 
 def call_model(loaded: LoadedVariant, instances: list[Any]) -> list[Any]:

@@ -11,6 +11,7 @@ from core.runtime.golden import (
 from core.runtime.loaders import (
     FORMATS,
     LoadedModel,
+    ModelFailed,
     Predictor,
     clear_cache,
     detect_format,
@@ -25,6 +26,7 @@ __all__ = [
     "GoldenReport",
     "LoadedModel",
     "Mismatch",
+    "ModelFailed",
     "Predictor",
     "check_golden",
     "clear_cache",

@@ -108,6 +108,10 @@ _THRESHOLDS = {"binary:logistic": 0.5, "binary:logitraw": 0.0}
 _CLASS_OUTPUTS = {"binary:hinge", "multi:softmax"}
 
 
+class ModelFailed(InvalidInput):
+    """The model itself raised while predicting (the instances fitted it)."""
+
+
 class Predictor(Protocol):
     """Anything that turns instances into predictions, one JSON-able value each."""
 
@@ -215,7 +219,7 @@ class LoadedModel:
         try:
             raw = self._run(matrix)
         except Exception as exc:  # whatever the library raises, the caller gets one line
-            raise self._bad(f"predict failed: {_one_line(exc)}") from exc
+            raise ModelFailed(f"{self.path.name}: predict failed: {_one_line(exc)}") from exc
         outputs = [_jsonable(row) for row in raw]
         if len(outputs) != len(instances):
             raise self._bad(
