@@ -84,6 +84,7 @@ def _login() -> str:
     envvar="MMM_HOME",
     default=Path(".mmm"),
     show_default=True,
+    show_envvar=True,
     help="The workspace: settings, state, local backends.",
 )
 @click.option(
@@ -91,6 +92,7 @@ def _login() -> str:
     "actor",
     envvar="MMM_USER",
     default=None,
+    show_envvar=True,
     help="Who is acting (audit, four-eyes). Default: the OS login name.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -309,6 +311,8 @@ def status(c: Ctx, ref: str | None, wait: bool, timeout: float | None, as_json: 
         render.emit_json(d.public())
     else:
         click.echo(render.describe(d))
+    if wait:
+        _exit_for(d)  # like `kubectl rollout status`: a script can branch on the outcome
 
 
 @cli.command()

@@ -131,7 +131,9 @@ def test_failing_candidate_is_rolled_back_and_no_request_fails_because_of_it(
             "alarms": {"error_rate": 0.05, "min_requests": 20},
         }))  # fmt: skip
         second = ws.ok("deploy", "churn", "2", "-f", str(spec), "--detach").out.strip()
-        d = ws.ok("status", second, "--wait", "--timeout", "180", "--json").json()
+        res = ws.run("status", second, "--wait", "--timeout", "180", "--json")
+        d = res.json()
+        assert res.code == 1  # a rolled-back rollout is a failed `status --wait`
         ended = time.monotonic()
         time.sleep(1.5)  # traffic after the rollback
     finally:
