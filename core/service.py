@@ -190,11 +190,20 @@ class Service:
             spec = parse_deployment(data, source)
         except SpecError as exc:
             raise BadRequest(str(exc)) from None
-        if spec.endpoint is None:
-            raise BadRequest(
-                "no endpoint: pass --endpoint NAME or set `endpoint:` in the deployment file"
-            )
         return self._with_replay_resolved(spec, file)
+
+    def _default_endpoint(self, model: str, spec: DeploymentSpec) -> DeploymentSpec:
+        """No endpoint named: the one endpoint that serves the model now, if there is one."""
+        if spec.endpoint is not None:
+            return spec
+        serving = sorted({c.name for c in self.ports.serving.endpoints() for v in c.variants
+                          if v.model == model and v.weight > 0})  # fmt: skip
+        if len(serving) == 1:
+            return spec.model_copy(update={"endpoint": serving[0]})
+        where = f" ({model} serves on {', '.join(serving)})" if serving else ""
+        raise BadRequest(
+            f"no endpoint: pass --endpoint NAME or set `endpoint:` in the deployment file{where}"
+        )
 
     def _with_replay_resolved(self, spec: DeploymentSpec, file: Path | None) -> DeploymentSpec:
         """A replay file is read by whichever worker runs the deployment, maybe elsewhere:
@@ -249,8 +258,9 @@ class Service:
     ) -> Deployment:
         self._may_deploy("deploy")
         spec = self._spec(file, endpoint, strategy, regions)
-        assert spec.endpoint is not None
         mv = self.version(model, version)
+        spec = self._default_endpoint(model, spec)
+        assert spec.endpoint is not None
         try:
             check_files(self.ports.registry, mv, self.ws.scratch)
             current = {r: self.ports.serving.get_endpoint(spec.endpoint, r) for r in spec.regions}

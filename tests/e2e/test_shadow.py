@@ -80,7 +80,12 @@ def test_live_shadow_against_whatever_serves_with_no_extra_configuration(
     ws.ok("status", first, "--wait", "--timeout", "120")
     ws.register()
     d = ws.ok(
-        "deploy", "churn", "2", "--endpoint", "churn-scorer", "--strategy", "shadow", "--detach"
+        "deploy",
+        "churn",
+        "2",
+        "--strategy",
+        "shadow",
+        "--detach",  # the endpoint it serves on
     ).out.strip()
     # wait for the shadow to be attached, then send live traffic
     for _ in range(600):

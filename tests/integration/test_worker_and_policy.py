@@ -199,3 +199,19 @@ def test_a_relative_replay_file_is_pinned_next_to_the_deployment_file(
     )
     with pytest.raises(BadRequest, match=r"nope\.jsonl: replay file not found"):
         svc.deploy("churn", 2, file=f)
+
+
+def test_without_an_endpoint_the_one_that_serves_the_model_is_used(
+    make_service: MakeService, model_files: Files
+) -> None:
+    registered(make_service, model_files)
+    svc = make_service()
+    with pytest.raises(BadRequest, match="no endpoint"):
+        svc.deploy("churn", 1)
+    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    artifact, golden = model_files(1)
+    svc.register("churn", artifact, "sklearn", golden)
+    assert svc.deploy("churn", 2, dry_run=True).endpoint == "churn-scorer"
+    svc.run(svc.deploy("churn", 1, "second-scorer"))
+    with pytest.raises(BadRequest, match="churn serves on churn-scorer, second-scorer"):
+        svc.deploy("churn", 2)
