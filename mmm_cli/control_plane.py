@@ -8,6 +8,7 @@ taking requests and drains its shadow queue and capture files.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -40,7 +41,10 @@ def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
     click.echo(
         f"mmm up: gateway on {server.url}, worker {worker.name}, workspace {svc.ws.home}", err=True
     )
-    click.echo("Slack bot: not configured (see README)", err=True)
+    if os.environ.get("SLACK_BOT_TOKEN") and os.environ.get("SLACK_SIGNING_SECRET"):
+        click.echo("Slack bot: configured, but not in this release; not served", err=True)
+    else:
+        click.echo("Slack bot: not configured", err=True)
     click.echo("Ctrl-C stops it", err=True)
     try:
         while not stop.wait(0.5):
