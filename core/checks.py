@@ -17,17 +17,25 @@ from core.spec import DeploymentSpec, Shadow
 from core.traffic import serves, variant_name
 
 
-def check_files(registry: Registry, mv: ModelVersion, scratch: Path) -> int:
-    """The artifact loads with the standard runtime and the golden data parses.
+def fetch_checked(
+    registry: Registry, mv: ModelVersion, folder: Path
+) -> tuple[Path, Path | None, int]:
+    """Fetch the version's files into `folder`; the artifact loads with the standard runtime
+    and the golden data parses. Returns both files and the number of golden cases.
+    Raises InvalidInput naming the file."""
+    artifact = registry.fetch(mv, "artifact", folder)
+    load_model(artifact, mv.library)
+    if mv.golden is None:
+        return artifact, None, 0
+    golden = registry.fetch(mv, "golden", folder)
+    return artifact, golden, len(read_golden(golden))
 
-    Returns the number of golden cases. Raises InvalidInput naming the file."""
+
+def check_files(registry: Registry, mv: ModelVersion, scratch: Path) -> int:
+    """`fetch_checked` into a scratch folder that is removed afterwards; the golden case count."""
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="check-", dir=scratch) as tmp:
-        artifact = registry.fetch(mv, "artifact", Path(tmp))
-        load_model(artifact, mv.library)
-        if mv.golden is None:
-            return 0
-        return len(read_golden(registry.fetch(mv, "golden", Path(tmp))))
+        return fetch_checked(registry, mv, Path(tmp))[2]
 
 
 def check_endpoint(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bootstrap import Ports, Workspace
-from core.checks import check_endpoint, check_files
+from core.checks import check_endpoint, fetch_checked
 from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, iso
 from core.plan import Action
 from core.ports import Change, EndpointConfig, InvalidInput, PortError, Variant
@@ -145,7 +145,6 @@ class Executor:
 
     def _validate(self, d: Deployment, cmd: Command) -> Outcome:
         mv = self._mv(d)
-        cases = check_files(self.ports.registry, mv, self.ws.scratch)
         current = {r: self.ports.serving.get_endpoint(d.endpoint, r) for r in d.regions}
         check_endpoint(mv, d.endpoint, d.spec, current)
         facts: dict[str, Any] = {
@@ -156,12 +155,11 @@ class Executor:
         }
         self.ws.scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="stage-", dir=self.ws.scratch) as tmp:
-            artifact = self.ports.registry.fetch(mv, "artifact", Path(tmp))
+            artifact, golden, cases = fetch_checked(self.ports.registry, mv, Path(tmp))
             facts["artifact_staging"] = self.ports.artifacts.put(
                 "staging", self._stage_key(d, artifact.name), artifact
             )
-            if mv.golden:
-                golden = self.ports.registry.fetch(mv, "golden", Path(tmp))
+            if golden is not None:
                 facts["golden_staging"] = self.ports.artifacts.put(
                     "staging", self._stage_key(d, "golden.jsonl"), golden
                 )
