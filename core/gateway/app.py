@@ -22,21 +22,34 @@ from core.gateway.predictors import describe_error
 JSON = "application/json"
 
 
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows over `limit` bytes (the rest is left unread)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
     """The gateway for the workspace at `home`; `app.state.gateway` is its engine."""
     gateway = Gateway(home, options)
 
     async def invocations(request: Request) -> Response:
         request_id = request_id_from(request.headers.get("x-request-id"))
+        limit = gateway.options.max_body_bytes
         size = request.headers.get("content-length", "0")
-        if size.isdigit() and int(size) > gateway.options.max_body_bytes:
-            answer = error_answer(
-                413, f"body over {gateway.options.max_body_bytes} bytes", request_id
-            )
+        # A declared size over the limit is refused unread; the stream is counted anyway,
+        # since a chunked body declares none (and a declared one may lie).
+        raw = None if size.isdigit() and int(size) > limit else await read_body(request, limit)
+        if raw is None:
+            gateway.metrics.rejected.labels("too_large").inc()
+            answer = error_answer(413, f"body over {limit} bytes", request_id)
         else:
-            answer = await gateway.invoke(
-                request.path_params["name"], await request.body(), request_id
-            )
+            answer = await gateway.invoke(request.path_params["name"], raw, request_id)
         headers = {"x-request-id": answer.request_id}
         if answer.variant is not None:
             headers["x-mmm-variant"] = answer.variant

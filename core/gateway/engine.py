@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import numpy as np
 
 from core.gateway.aggregates import METRICS_DB, AggregateRecorder
 from core.gateway.capture import MAX_LINES, CaptureWriter, captures_root, to_json
@@ -35,6 +36,7 @@ from core.gateway.predictors import (
     Outcome,
     Resolve,
     describe_error,
+    first_missing,
     local_resolver,
     predict_timed,
     timeout_outcome,
@@ -100,11 +102,51 @@ class LiveEndpoint:
         return self.routable[min(index, len(self.routable) - 1)]
 
 
+# A request nests 3 or 4 levels; json.loads would go on to the recursion limit (~1000).
+MAX_JSON_DEPTH = 64
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json takes NaN, Infinity and -Infinity; JSON has no such numbers.
+    raise InvalidInput(f"body is not JSON: {name} is not a JSON value (null is a missing one)")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # built once: not per request
+
+
+def _depth(brackets: bytes) -> int:
+    steps = np.frombuffer(brackets, np.uint8)
+    return int(np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)).max())
+
+
+def _nested_too_deep(raw: bytes) -> bool:
+    """Whether a body that parsed nests deeper than MAX_JSON_DEPTH: one C-speed pass over it,
+    and a sum over its brackets when it has more than the limit."""
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    if len(brackets) <= MAX_JSON_DEPTH or _depth(brackets) <= MAX_JSON_DEPTH:
+        # Closing brackets inside strings could hide some depth here: harmless, json's
+        # recursion limit still bounds it.
+        return False
+    # Brackets inside strings do not nest: count again without the strings.
+    return _depth(_JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)) > MAX_JSON_DEPTH
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput(f"body nests JSON deeper than {MAX_JSON_DEPTH} levels")
+
+
 def parse_instances(raw: bytes) -> list[Any]:
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
+        # What json.loads does with bytes, with a decoder that refuses NaN and Infinity.
+        body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as exc:  # UnicodeDecodeError too
         raise InvalidInput(f"body is not JSON: {exc}") from None
+    if _nested_too_deep(raw):
+        raise _too_deep()
     if not isinstance(body, dict) or "instances" not in body:
         raise InvalidInput('body must be a JSON object {"instances": [[...], ...]}')
     instances = body["instances"]
@@ -310,8 +352,16 @@ class Gateway:
                 body = {"predictions": outcome.outputs, "variant": chosen.name}
                 content = json.dumps(body, default=to_json, allow_nan=False).encode()
             except (TypeError, ValueError) as exc:  # NaN, or objects JSON cannot carry
-                reason = f"variant {chosen.name} answered badly: {describe_error(exc)}"
-                outcome = Outcome(None, reason, outcome.ms)
+                missing = first_missing(instances) if isinstance(exc, ValueError) else None
+                if missing is None:
+                    reason = f"variant {chosen.name} answered badly: {describe_error(exc)}"
+                    outcome = Outcome(None, reason, outcome.ms)
+                else:  # NaN out for null in: the model does not take missing values
+                    reason = (
+                        f"variant {chosen.name} refused the input: instance {missing} has null "
+                        "values the model does not accept: it answered NaN"
+                    )
+                    outcome = Outcome(None, reason, outcome.ms, bad_input=True)
         # Callers wait for the thread hop too: alarms see that time, pairs the model's own.
         elapsed = (time.perf_counter() - start) * 1000
         self.metrics.observe(live.config.name, chosen.name, PRODUCTION, elapsed, outcome.failed)

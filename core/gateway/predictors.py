@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -96,8 +97,20 @@ class ModelError(Exception):
 
 
 def _refused_input(exc: Exception) -> bool:
-    # Instances that do not fit the model are the caller's fault; a model that raises is not.
+    # Instances that do not fit the model are the caller's fault (the runtime counts null or
+    # strings a model raised on among them); a model raising on input that fits is not.
     return isinstance(exc, InvalidInput) and not isinstance(exc, ModelFailed)
+
+
+def first_missing(instances: list[Any]) -> int | None:
+    """The index of the first instance with a missing value (null, or NaN), if any."""
+    for i, instance in enumerate(instances):
+        values = instance.values() if isinstance(instance, dict) else instance
+        if isinstance(instance, dict | list) and any(
+            v is None or (isinstance(v, float) and math.isnan(v)) for v in values
+        ):
+            return i
+    return None
 
 
 def call_model(loaded: LoadedVariant, instances: list[Any]) -> list[Any]:

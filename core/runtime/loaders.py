@@ -39,6 +39,7 @@ trusted registry.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import threading
 import warnings
@@ -164,6 +165,23 @@ def _is_feature_value(value: Any) -> bool:
     return type(value) in _PLAIN_FEATURE_TYPES or isinstance(value, np.bool_ | numbers.Real)
 
 
+_STRINGS = "string values"
+
+
+def _odd_value(value: Any) -> str | None:
+    """What a model may refuse in a feature value that `_matrix` lets through."""
+    if value is None:
+        return "null values"
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "null values"  # NaN is how a missing value reaches the model
+        if math.isinf(value):
+            return "infinite values"
+    if isinstance(value, str):
+        return _STRINGS
+    return None
+
+
 class _Unloadable(Exception):
     """Why a file is not a model of its library; load_model words the message."""
 
@@ -219,6 +237,13 @@ class LoadedModel:
         try:
             raw = self._run(matrix)
         except Exception as exc:  # whatever the library raises, the caller gets one line
+            fault = self._refused_value(instances)
+            if fault is not None:  # the caller's error, not the model's
+                i, j, kind = fault
+                raise self._bad(
+                    f"instance {i} has {kind} the model does not accept, first at "
+                    f"{self._feature(j)}: {_one_line(exc)}"
+                ) from exc
             raise ModelFailed(f"{self.path.name}: predict failed: {_one_line(exc)}") from exc
         outputs = [_jsonable(row) for row in raw]
         if len(outputs) != len(instances):
@@ -238,6 +263,39 @@ class LoadedModel:
         if self.feature_names is not None and index < len(self.feature_names):
             return f"feature {index} ({self.feature_names[index]!r})"
         return f"feature {index}"
+
+    def _refused_value(self, instances: list[Any]) -> tuple[int, int, str] | None:
+        """(instance, feature, kind) of the first value the model raised on that `_matrix` lets
+        through (null, NaN, an infinity, a string), or None when the model failed by itself.
+        Those values were the cause when the model answers once they are zeros (numbers first:
+        a model may take strings). Only asked once the model has raised."""
+        rows = [
+            row if isinstance(row, list) else self._row_from_object(i, row)
+            for i, row in enumerate(instances)
+        ]
+        odd = [
+            (i, j, kind)
+            for i, row in enumerate(rows)
+            for j, value in enumerate(row)
+            if (kind := _odd_value(value)) is not None
+        ]
+        numeric = [o for o in odd if o[2] != _STRINGS]
+        strings = [o for o in odd if o[2] == _STRINGS]
+        if numeric and self._answers(rows, numeric):
+            return numeric[0]
+        if strings and self._answers(rows, odd):
+            return strings[0]
+        return None
+
+    def _answers(self, rows: list[list[Any]], zeroed: list[tuple[int, int, str]]) -> bool:
+        cleaned = [list(row) for row in rows]
+        for i, j, _ in zeroed:
+            cleaned[i][j] = 0.0
+        try:
+            self._run(self._matrix(cleaned))
+        except Exception:
+            return False
+        return True
 
     def _row_from_object(self, index: int, instance: dict[str, Any]) -> list[Any]:
         names = self.feature_names
