@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test test-slow lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy core mmm_cli
 
+TEST_ENV := COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_AUTO_LOGGING=1
+
 test: lint typecheck
-	COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_AUTO_LOGGING=1 $(BIN)/pytest -q
+	$(TEST_ENV) $(BIN)/pytest -q -m "not slow"
+
+# The crash matrix (a real worker SIGKILLed at every step boundary): longer than `make test`.
+test-slow: $(STAMP)
+	$(TEST_ENV) $(BIN)/pytest -q -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

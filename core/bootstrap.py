@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.ports import ArtifactStore, CodeHost, Monitor, Notifier, Registry, Serving
-from core.spec import Settings, SpecError, load_yaml, parse_settings
+from core.spec import Settings, SpecError, load_yaml, parse_settings, read_text_file
 from core.store import Store
 
 if TYPE_CHECKING:
@@ -61,7 +61,11 @@ class Workspace:
 
     @property
     def scratch(self) -> Path:
-        return self.home / "tmp"
+        """This process's scratch folder, `<home>/tmp/<host>-<pid>` (created on first use,
+        removed at a normal exit; `core.isolation.sweep_scratch` removes a killed one's)."""
+        from core.isolation import process_scratch
+
+        return process_scratch(self.home)
 
 
 @dataclass
@@ -102,7 +106,7 @@ def load_workspace(home: Path) -> Workspace:
     if not settings_path.exists():
         raise WorkspaceError(f"no workspace at {home} (run `mmm init` first, or pass --home)")
     source = str(settings_path)
-    settings = parse_settings(load_yaml(settings_path.read_text(), source), source)
+    settings = parse_settings(load_yaml(read_text_file(settings_path), source), source)
     return Workspace(home=home, settings=settings)
 
 
@@ -136,7 +140,8 @@ def build_ports(ws: Workspace) -> Ports:
     return Ports(
         registry=LocalRegistry(ws.home / "registry"),
         artifacts=artifacts,
-        codehost=LocalGitCodeHost(ws.repo),
+        # Checkouts of the application (with its golden data) go to the workspace's scratch.
+        codehost=LocalGitCodeHost(ws.repo, scratch=lambda: ws.scratch),
         serving=LocalServing(ws.home, resolve=artifacts.local_path),
         monitor=LocalMonitor(ws.home),
         notifier=SilentNotifier(),

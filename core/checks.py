@@ -3,32 +3,107 @@
 The service runs them before it records anything (bad input changes no
 state), and the worker runs them again when the deployment starts, since the
 world may have changed in between.
+
+A joblib or pickle artifact runs code when it is loaded: the artifact checks
+load and predict in a child process without credentials
+(`core.runtime.child`), never in the caller.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.domain import ModelVersion
-from core.ports import EndpointConfig, InvalidInput, Registry
-from core.runtime import load_model, read_golden
+from core.domain import Library, ModelVersion
+from core.layout import variant_name
+from core.ports import EndpointConfig, InvalidInput, PortError, Registry
 from core.spec import DeploymentSpec, Shadow
-from core.traffic import serves, variant_name
+from core.traffic import serves
+
+if TYPE_CHECKING:
+    from core.runtime.golden import GoldenCase
+    from core.runtime.loaders import Predictor
+
+# Loading a model and predicting its golden inputs; a model slower than this is refused.
+CHECK_TIMEOUT_S = 300.0
+_BATCH = 256
+
+
+def check_artifact(artifact: Path, library: Library, golden: Path | None, scratch: Path) -> int:
+    """The artifact loads with the standard runtime, the golden data parses and every golden
+    input fits the model; returns the number of golden cases (0 without golden data).
+
+    Runs in a child process without credentials (the artifact may be a pickle), working in a
+    folder under `scratch` that is removed afterwards. Raises InvalidInput with a one-line
+    reason. An output that differs from the expected one is not refused here: the golden
+    check at deploy time judges outputs, with the deployment's tolerance.
+    """
+    from core.runtime.child import ChildDied, call
+
+    for path in (artifact, golden):
+        if path is not None and not path.is_file():
+            raise InvalidInput(f"{path}: no such file")
+    request = {
+        "op": "check",
+        "artifact": str(artifact.resolve()),
+        "library": Library(library).value,
+        "golden": str(golden.resolve()) if golden is not None else None,
+    }
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="check-", dir=scratch) as tmp:
+        try:
+            result = call(request, cwd=Path(tmp), timeout_s=CHECK_TIMEOUT_S)
+        except ChildDied as exc:
+            raise InvalidInput(f"{artifact.name}: the model check gave no answer ({exc})") from None
+        except InvalidInput:
+            raise
+        except PortError as exc:  # whatever else went wrong, the artifact is not accepted
+            raise InvalidInput(f"{artifact.name}: the model check failed: {exc}") from None
+    return int(result)
+
+
+def golden_fit(model: Predictor, cases: Sequence[GoldenCase], name: str) -> None:
+    """Every golden input is one the model takes; raises InvalidInput
+    "<name> line N does not fit the model: <reason>" for the first that is not.
+
+    A model that raises on an input it takes (ModelFailed) is not refused: like an output
+    that differs, that is for the golden check to judge.
+    """
+    from core.runtime.loaders import ModelFailed
+
+    def refused(rows: Sequence[GoldenCase]) -> InvalidInput | None:
+        try:
+            model.predict([case.input for case in rows])
+        except ModelFailed:
+            return None
+        except InvalidInput as exc:
+            return exc
+        return None
+
+    for start in range(0, len(cases), _BATCH):
+        batch = cases[start : start + _BATCH]
+        error = refused(batch)
+        if error is None:
+            continue
+        for case in batch:
+            alone = refused([case])
+            if alone is not None:
+                raise InvalidInput(f"{name} line {case.line} does not fit the model: {alone}")
+        # Each fits alone but not together (rows of different widths, say).
+        first, last = batch[0].line, batch[-1].line
+        raise InvalidInput(f"{name} lines {first}-{last} do not fit the model together: {error}")
 
 
 def fetch_checked(
     registry: Registry, mv: ModelVersion, folder: Path
 ) -> tuple[Path, Path | None, int]:
-    """Fetch the version's files into `folder`; the artifact loads with the standard runtime
-    and the golden data parses. Returns both files and the number of golden cases.
-    Raises InvalidInput naming the file."""
+    """Fetch the version's files into `folder` and `check_artifact` them. Returns both files
+    and the number of golden cases. Raises InvalidInput naming the file."""
     artifact = registry.fetch(mv, "artifact", folder)
-    load_model(artifact, mv.library)
-    if mv.golden is None:
-        return artifact, None, 0
-    golden = registry.fetch(mv, "golden", folder)
-    return artifact, golden, len(read_golden(golden))
+    golden = registry.fetch(mv, "golden", folder) if mv.golden is not None else None
+    return artifact, golden, check_artifact(artifact, mv.library, golden, folder)
 
 
 def check_files(registry: Registry, mv: ModelVersion, scratch: Path) -> int:

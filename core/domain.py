@@ -195,6 +195,8 @@ class Deployment(BaseModel):
     wake_at: str | None = None
     rev: int = 0  # optimistic concurrency: bumped by the store on every save
     seq: int = 0  # commands issued so far; makes command keys unique
+    # Why the stored record could not be read as saved (core.store.load_record); never saved.
+    damaged: str | None = Field(default=None, exclude=True)
 
     @property
     def strategy(self) -> str:
@@ -203,6 +205,16 @@ class Deployment(BaseModel):
     @property
     def active(self) -> bool:
         return not self.state.terminal
+
+    @property
+    def shown_error(self) -> str | None:
+        """The error, led by why the record is damaged when it is."""
+        if self.damaged is None:
+            return self.error
+        note = f"record cannot be read as saved ({self.damaged})"
+        if self.active:
+            note += f"; `mmm abort {self.id}` ends it"
+        return f"{note}; {self.error}" if self.error else note
 
     def public(self) -> dict[str, Any]:
         """The deployment object of CONTRACT.md (plus a few extra keys)."""
@@ -224,7 +236,7 @@ class Deployment(BaseModel):
             "approvals": [a.model_dump() for a in self.approvals],
             "events": list(self.events),
             "analysis": self.analysis,
-            "error": self.error,
+            "error": self.shown_error,
             "end_reason": str(self.end_reason) if self.end_reason else None,
             "waiting_at": self.context.get("gate")
             if self.state is DeploymentState.WAITING_APPROVAL

@@ -18,6 +18,14 @@ from typing import Any
 from core.bootstrap import Ports, Workspace
 from core.checks import check_endpoint, fetch_checked
 from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, iso
+from core.layout import (
+    ALARM_PREFIX,
+    artifact_key,
+    artifact_prefix,
+    descriptor_path,
+    parse_alarm_name,
+    variant_name,
+)
 from core.plan import Action
 from core.ports import Change, EndpointConfig, InvalidInput, PortError, Variant
 from core.spec import Alarms, Replay, Shadow
@@ -27,8 +35,8 @@ from core.traffic import (
     drain_to,
     live_weight,
     remove_versions,
+    revert,
     shift,
-    variant_name,
     with_shadow,
     without_shadow,
 )
@@ -53,17 +61,20 @@ Handler = Callable[[Deployment, Command], Outcome]
 EndpointEntry = dict[str, Any]
 
 
-def _config(entry: EndpointEntry) -> EndpointConfig | None:
-    raw = entry.get("config")
+def _load(raw: dict[str, Any] | None) -> EndpointConfig | None:
     return EndpointConfig.model_validate(raw) if raw else None
 
 
+def _dump(config: EndpointConfig | None) -> dict[str, Any] | None:
+    return config.model_dump(mode="json") if config else None
+
+
+def _config(entry: EndpointEntry) -> EndpointConfig | None:
+    return _load(entry.get("config"))
+
+
 def _entry(name: str, region: str, config: EndpointConfig | None) -> EndpointEntry:
-    return {
-        "name": name,
-        "region": region,
-        "config": config.model_dump(mode="json") if config else None,
-    }
+    return {"name": name, "region": region, "config": _dump(config)}
 
 
 class Executor:
@@ -139,7 +150,7 @@ class Executor:
         )
 
     def _stage_key(self, d: Deployment, filename: str) -> str:
-        return f"models/{d.model}/{d.version}/{filename}"
+        return artifact_key(d.model, d.version, filename)
 
     # ------------------------------------------------------------ validate, code
 
@@ -272,10 +283,10 @@ class Executor:
         name = variant_name(d.model, d.version)
         if action is Action.CREATE_VARIANT:
             return add_variant(config, self._candidate(d), self._template(d, entry["region"]))
+        if config is None:
+            raise PortError(f"endpoint {entry['name']} ({entry['region']}) does not exist")
         if action is Action.REMOVE_TRAFFIC:
-            assert config is not None
             return remove_versions(config, {variant_name(d.model, v) for v in self._versions(d)})
-        assert config is not None, f"{entry['name']} has no configuration"
         if action is Action.SHIFT_TRAFFIC:
             return shift(config, name, float(args["percent"]))
         if action is Action.START_SHADOW:
@@ -287,28 +298,37 @@ class Executor:
             return drain_to(config, name)
         raise ValueError(f"{action} does not change endpoints")
 
+    def _endpoint_changes(self, d: Deployment, cmd: Command) -> dict[str, Any]:
+        """What the step reads live and what it will write, per endpoint it targets."""
+        action = Action(cmd.action)
+        entries = []
+        for target in d.context.get("endpoints", []):
+            name, region = target["name"], target["region"]
+            read = _entry(name, region, self.ports.serving.get_endpoint(name, region))
+            wrote = _dump(self._desired(d, action, cmd.args, read))
+            entries.append({"name": name, "region": region, "read": read["config"], "wrote": wrote})
+        return {"entries": entries}
+
     def _endpoint_step(self, d: Deployment, cmd: Command) -> Outcome:
         action = Action(cmd.action)
         if action is Action.START_SHADOW:
             self._clear_captures(d)  # pairs of an earlier shadow test would count again
-        before: list[EndpointEntry] = list(d.context.get("endpoints", []))
-        after: list[EndpointEntry] = []
-        changed: list[EndpointEntry] = []
-        for entry in before:
-            desired = self._desired(d, action, cmd.args, entry)
-            new = _entry(entry["name"], entry["region"], desired)
-            after.append(new)
-            if new["config"] == entry["config"]:
-                continue
-            changed.append(entry)
-            if desired is None:
-                self.ports.serving.delete(entry["name"], entry["region"])
+        # The live configs are read on the first run only; a run again after a crash applies
+        # what that run decided (kept in the store), so it makes the same change.
+        remembered = self.store.remember(cmd.key, d.id, lambda: self._endpoint_changes(d, cmd))
+        entries: list[dict[str, Any]] = remembered["entries"]
+        changes = [e for e in entries if e["read"] != e["wrote"]]
+        for e in changes:
+            if e["wrote"] is None:
+                self.ports.serving.delete(e["name"], e["region"])
             else:
-                self.ports.serving.apply(desired)
+                self.ports.serving.apply(EndpointConfig.model_validate(e["wrote"]))
+        after = [_entry(e["name"], e["region"], _load(e["wrote"])) for e in entries]
         facts: dict[str, Any] = {"endpoints": after}
         if action is Action.DRAIN_OLD:
-            facts.update(self._drained(d, before))
-        return Done({"previous": changed, "facts": facts, "summary": _weights_summary(after)})
+            read = [_entry(e["name"], e["region"], _load(e["read"])) for e in entries]
+            facts.update(self._drained(d, read))
+        return Done({"changes": changes, "facts": facts, "summary": _weights_summary(after)})
 
     def _drained(self, d: Deployment, before: list[EndpointEntry]) -> dict[str, Any]:
         """Versions of this model that drain_old took off their last endpoint, with their
@@ -332,13 +352,18 @@ class Executor:
         return {"drained": drained, "statuses": statuses}
 
     def _restore_endpoints(self, d: Deployment, cmd: Command) -> Outcome:
-        for entry in cmd.args["previous"]:
-            config = _config(entry)
-            if config is None:
-                self.ports.serving.delete(entry["name"], entry["region"])
+        # Only what this deployment's step changed goes back, on top of the config as it is
+        # now: a change made since by someone else (another variant, another weight) stays.
+        for change in cmd.args["changes"]:
+            live = self.ports.serving.get_endpoint(change["name"], change["region"])
+            restored = revert(live, _load(change["read"]), _load(change["wrote"]))
+            if restored == live:
+                continue
+            if restored is None:
+                self.ports.serving.delete(change["name"], change["region"])
             else:
-                self.ports.serving.apply(config)
-        return Done({"summary": f"restored {len(cmd.args['previous'])} endpoint(s)"})
+                self.ports.serving.apply(restored)
+        return Done({"summary": f"restored {len(cmd.args['changes'])} endpoint(s)"})
 
     # ------------------------------------------------------------ alarms, bake
 
@@ -512,7 +537,7 @@ class Executor:
             uri
             for bucket in ("production", "staging")
             for v in versions
-            for uri in self.ports.artifacts.list(bucket, f"models/{d.model}/{v}/")
+            for uri in self.ports.artifacts.list(bucket, artifact_prefix(d.model, v))
         ]
         facts = {
             "endpoints": affected,
@@ -529,7 +554,7 @@ class Executor:
 
     def _alarm_entries(self, d: Deployment, versions: list[int]) -> list[dict[str, Any]]:
         """The alarms of the versions, with the thresholds they were made with (to restore them)."""
-        existing = set(self.ports.monitor.alarms("mmm-"))
+        existing = set(self.ports.monitor.alarms(ALARM_PREFIX))
         entries = []
         for past in self.store.recent(limit=10_000):
             if (
@@ -544,14 +569,16 @@ class Executor:
                     entries.append({**entry, "names": names})
                     existing -= set(names)
         for version in versions:  # alarms made outside any deployment mmm remembers
-            marker = f"-{variant_name(d.model, version)}-"
-            orphans = sorted(n for n in existing if marker in n)
+            variant = variant_name(d.model, version)
+            orphans = sorted(
+                n for n in existing if (p := parse_alarm_name(n)) and p.variant == variant
+            )
             if orphans:
                 entries.append(
                     {
                         "endpoint": "",
                         "region": "local",
-                        "variant": variant_name(d.model, version),
+                        "variant": variant,
                         "names": orphans,
                         "thresholds": Alarms().model_dump(),
                     }
@@ -565,7 +592,7 @@ class Executor:
         paths: list[str] = []
         for site in code_sites(self.ports.codehost, d.model, versions):
             endpoint = str(site.detail["endpoint"])
-            own = f"deploy/{endpoint}/{d.model}.yaml"
+            own = descriptor_path(endpoint, d.model)
             # The client and golden test are per endpoint: keep them while another model's
             # descriptor on that endpoint still needs them.
             shared = any(p.startswith(f"deploy/{endpoint}/") and p != own for p in on_main)

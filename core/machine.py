@@ -327,6 +327,8 @@ def _begin_undo(
     d.context.pop("gate", None)
     d.state = DeploymentState.RUNNING
     _log(d, at, EventType.UNDO_STARTED, reason=reason.value, message=message)
+    # A wait (a bake, a collection, an analysis) changes nothing: stop it, do not wait it out.
+    d.pending = [c for c in d.pending if Action(c.action) not in _ONLY_WATCHES]
     if d.pending:
         # A forward command is in flight: its result will arrive and be undone too.
         return d, list(d.pending)
@@ -351,6 +353,8 @@ def _next_undo(d: Deployment, at: datetime) -> tuple[Deployment, list[Command]]:
 # ---------------------------------------------------------------- compensation
 
 
+_ONLY_WATCHES = {Action.BAKE, Action.COLLECT, Action.ANALYZE}
+
 _RESTORES_ENDPOINTS = {
     Action.CREATE_VARIANT,
     Action.SHIFT_TRAFFIC,
@@ -366,9 +370,9 @@ def compensation_for(d: Deployment, cmd: Command, result: dict[str, Any]) -> Com
     action = Action(cmd.action)
     args: dict[str, Any]
     if action in _RESTORES_ENDPOINTS:
-        if not result.get("previous"):
+        if not result.get("changes"):
             return None
-        undo, args = Action.RESTORE_ENDPOINTS, {"previous": result["previous"]}
+        undo, args = Action.RESTORE_ENDPOINTS, {"changes": result["changes"]}
     elif action in (Action.OPEN_CHANGE, Action.MERGE_CHANGE, Action.REMOVE_CODE):
         if not result.get("change"):
             return None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bootstrap import Ports, Workspace
-from core.checks import check_endpoint, check_files
+from core.checks import check_artifact, check_endpoint, check_files
 from core.domain import (
     AuditRecord,
     Deployment,
@@ -26,7 +26,9 @@ from core.domain import (
     utcnow,
 )
 from core.executor import read_replay
+from core.layout import ALARM_PREFIX, artifact_prefix, variant_name
 from core.machine import Abort, Approve, InvalidTransition, plan_of
+from core.names import InvalidName, check_actor, check_model
 from core.ports import InvalidInput, NotFound, PortError
 from core.spec import (
     DeploymentSpec,
@@ -38,8 +40,8 @@ from core.spec import (
     parse_deployment,
     read_deployment_file,
 )
-from core.store import Busy, Store
-from core.traffic import variant_name
+from core.store import Busy, Store, endpoint_lock, version_lock
+from core.traffic import live_weight
 from core.usage import alarm_sites, artifact_sites, code_sites, endpoint_sites, registry_site
 from core.worker import Progress, Worker
 
@@ -56,6 +58,23 @@ class BadRequest(ServiceError):
 
 class PermissionDenied(ServiceError):
     exit_code = 3
+
+
+class WaitTimeout(ServiceError):
+    """The time to wait ran out while the deployment was still going (exit 1, like
+    `kubectl rollout status`)."""
+
+
+def _busy_message(exc: Busy) -> str:
+    kind, _, what = exc.lock.partition(":")
+    doing = "retired" if exc.deployment_id.startswith("ret-") else "deployed"
+    holder = f"{exc.deployment_id} (started by {exc.requested_by})"
+    if kind == "version":
+        model, _, version = what.rpartition(":")
+        subject = f"{model} v{version} is being {doing} by {holder}"
+    else:
+        subject = f"endpoint {what} is busy: {holder} is still active"
+    return f"{subject}; wait for it, or abort it"
 
 
 def new_id(kind: Kind) -> str:
@@ -75,7 +94,10 @@ class Service:
         self.ws = ws
         self.store = store
         self.ports = ports
-        self.actor = actor
+        try:
+            self.actor = check_actor(actor)
+        except InvalidName as exc:
+            raise BadRequest(str(exc)) from None
         self.clock = clock
         self.policy = ws.settings.policy
 
@@ -97,29 +119,20 @@ class Service:
         golden: Path | None = None,
         owner: str | None = None,
     ) -> ModelVersion:
-        if (
-            not name
-            or not name.replace("-", "").replace("_", "").isalnum()
-            or not name[0].isalnum()
-        ):
-            raise BadRequest(f"{name!r}: a model name is letters, digits, '-' and '_'")
+        try:
+            check_model(name)
+        except InvalidName as exc:
+            raise BadRequest(str(exc)) from None
         try:
             lib = Library(library)
         except ValueError:
             raise BadRequest(
                 f"--library {library}: expected one of {', '.join(x.value for x in Library)}"
             ) from None
-        # Check before registering: a version that cannot load never enters the registry.
-        from core.runtime import load_model, read_golden
-
+        # Check before registering: a version that cannot load, or whose golden rows do not
+        # fit it, never enters the registry (the check runs the model in a child process).
         try:
-            if not artifact.is_file():
-                raise InvalidInput(f"{artifact}: no such file")
-            load_model(artifact, lib)
-            if golden is not None:
-                if not golden.is_file():
-                    raise InvalidInput(f"{golden}: no such file")
-                read_golden(golden)
+            check_artifact(artifact, lib, golden, self.ws.scratch)
             mv = self.ports.registry.register(name, artifact, lib, golden, owner, self.actor)
         except InvalidInput as exc:
             raise BadRequest(str(exc)) from None
@@ -169,8 +182,8 @@ class Service:
             if file is not None:
                 data = merge(data, read_deployment_file(file))
                 source = str(file)
-            if endpoint:
-                data["endpoint"] = endpoint
+            if endpoint is not None:
+                data["endpoint"] = endpoint  # "" is refused by the spec, never "the default"
             if regions:
                 data["regions"] = list(regions)
             if strategy:
@@ -270,25 +283,22 @@ class Service:
         d = self._draft(Kind.DEPLOY, model, version, spec.endpoint, spec)
         if dry_run:
             return d
-        locks = [f"endpoint:{spec.endpoint}"]
+        audit = self._audit(
+            "deploy",
+            d.id,
+            model=model,
+            version=version,
+            endpoint=spec.endpoint,
+            strategy=d.strategy,
+        )
         try:
+            # Shared on the version: one version may go to two endpoints at once, but not
+            # while it is being retired (the retirement holds it exclusively).
             return self.store.create(
-                d,
-                locks,
-                self._audit(
-                    "deploy",
-                    d.id,
-                    model=model,
-                    version=version,
-                    endpoint=spec.endpoint,
-                    strategy=d.strategy,
-                ),
+                d, [endpoint_lock(spec.endpoint)], audit, shared=[version_lock(model, version)]
             )
         except Busy as exc:
-            raise BadRequest(
-                f"endpoint {spec.endpoint} is busy: {exc.deployment_id} (started by {exc.requested_by}) "
-                "is still active; wait for it, or abort it"
-            ) from None
+            raise BadRequest(_busy_message(exc)) from None
 
     def plan(self, d: Deployment) -> list[dict[str, str]]:
         return [
@@ -382,8 +392,8 @@ class Service:
 
     def retire(self, model: str, version: int | None = None, force: bool = False) -> Deployment:
         self._may_deploy("retire")
-        if force and self.policy.admins and self.actor not in self.policy.admins:
-            raise PermissionDenied(f"{self.actor} may not force a retirement (policy.admins)")
+        if force:
+            self._may_force()
         if version is not None:
             versions = [self.version(model, version).version]
         else:
@@ -394,31 +404,45 @@ class Service:
             if not versions:
                 raise BadRequest(f"model {model!r} is not registered")
         names = {variant_name(model, v) for v in versions}
-        if not force:
-            for config in self.ports.serving.endpoints():
-                weight = sum(v.weight for v in config.variants if v.name in names)
-                if weight > 0:
-                    raise BadRequest(
-                        f"{model} {'v' + str(version) if version else ''} still takes {weight:g}% of live "
-                        f"traffic on {config.name} ({config.region}); deploy another version there first, "
-                        "or pass --force".replace("  ", " ")
-                    )
-        for active in self.store.recent(active_only=True):
-            if active.model == model and active.version in versions:
+        endpoints: set[str] = set()
+        for config in self.ports.serving.endpoints():
+            shadow = {config.shadow.variant.name} if config.shadow else set()
+            if names & ({v.name for v in config.variants} | shadow):
+                endpoints.add(config.name)
+            weight = live_weight(config, names)
+            if weight > 0 and not force:
+                shown = f"{model} v{version}" if version else model
                 raise BadRequest(
-                    f"{active.id} is deploying {model} v{active.version}; wait for it or abort it"
+                    f"{shown} still takes {weight:g}% of live traffic on {config.name} "
+                    f"({config.region}); deploy another version there first, or pass --force"
                 )
         spec = DeploymentSpec(endpoint=None)
         d = self._draft(Kind.RETIRE, model, version or 0, "-", spec)
         d.context["versions"] = versions
         d.force = force
-        locks = [f"model:{model}:v{v}" for v in versions]
+        # Exclusive on the versions (no deployment of them meanwhile) and on every endpoint
+        # they are on, like a deployment there: a rollout and a retirement never interleave.
+        locks = [version_lock(model, v) for v in versions]
+        locks += [endpoint_lock(e) for e in sorted(endpoints)]
+        audit = self._audit("retire", d.id, model=model, versions=versions, force=force)
         try:
-            return self.store.create(
-                d, locks, self._audit("retire", d.id, model=model, versions=versions, force=force)
-            )
+            return self.store.create(d, locks, audit)
         except Busy as exc:
-            raise BadRequest(f"{model} is already being retired by {exc.deployment_id}") from None
+            raise BadRequest(_busy_message(exc)) from None
+
+    def _may_force(self) -> None:
+        """Forcing a retirement takes live traffic away: an admin's right, and only named
+        admins have it (a CLI user name is self-declared, see the README)."""
+        if not self.policy.admins:
+            raise PermissionDenied(
+                "--force needs an admin, and none is named: list admins under "
+                "policy.admins in mmm.yaml"
+            )
+        if self.actor not in self.policy.admins:
+            raise PermissionDenied(
+                f"{self.actor} may not force a retirement (policy.admins: "
+                f"{', '.join(self.policy.admins)})"
+            )
 
     # ------------------------------------------------------------ usage
 
@@ -434,9 +458,9 @@ class Service:
             raise BadRequest(f"model {model!r} has no version {version}")
         sites = endpoint_sites(self.ports.serving.endpoints(), model, wanted)
         sites += artifact_sites(
-            self.ports.artifacts.list("production", f"models/{model}/"), model, wanted
+            self.ports.artifacts.list("production", artifact_prefix(model)), model, wanted
         )
-        sites += alarm_sites(self.ports.monitor.alarms("mmm-"), model, wanted, None)
+        sites += alarm_sites(self.ports.monitor.alarms(ALARM_PREFIX), model, wanted, None)
         sites += code_sites(self.ports.codehost, model, wanted)
         for mv in versions:
             if mv.version in wanted:
@@ -471,16 +495,31 @@ class Service:
         on_change: Progress | None = None,
         poll_s: float = 0.5,
     ) -> Deployment:
-        """Block until the deployment ends or waits for approval (another process runs it)."""
-        start = time.monotonic()
+        """Block until the deployment ends or waits for a person. A live worker runs it
+        meanwhile; when none is alive (or its heartbeat stops), this process runs it.
+        Raises WaitTimeout when `timeout_s` runs out first."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         last = None
         while True:
             d = self.get(ref)
             if on_change is not None and (last is None or d.rev != last):
                 on_change(d)
                 last = d.rev
-            if not d.active or d.state is DeploymentState.WAITING_APPROVAL:
+            if _settled(d):
                 return d
-            if timeout_s is not None and time.monotonic() - start >= timeout_s:
-                return d
+            if not self.worker_running():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                d = self.run(d, on_change, left)
+                if _settled(d):
+                    return d
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"timed out after {timeout_s:g}s: {d.id} is still {d.state.value} "
+                    f"(stage {d.stage.value}); `mmm status {d.id} --wait` waits again"
+                )
             time.sleep(poll_s)
+
+
+def _settled(d: Deployment) -> bool:
+    """Ended, or waiting for a person: nothing more happens without someone acting."""
+    return not d.active or (d.state is DeploymentState.WAITING_APPROVAL and not d.pending)

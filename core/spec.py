@@ -16,13 +16,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.names import check_endpoint, check_region
+
 
 class SpecError(ValueError):
     """A deployment file or settings file is malformed or invalid."""
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan would be saved as JSON null and then fail every later read of the record
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Gate(StrEnum):
@@ -94,9 +97,9 @@ class Instance(Strict):
 
 
 class Autoscaling(Strict):
-    min: int = Field(default=1, ge=0)
-    max: int = Field(default=1, ge=1)
-    target_invocations_per_instance: int = Field(default=100, ge=1)
+    min: int = Field(default=1, ge=0, le=10_000)
+    max: int = Field(default=1, ge=1, le=10_000)
+    target_invocations_per_instance: int = Field(default=100, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
@@ -114,8 +117,8 @@ class Alarms(Strict):
     """Thresholds of the alarms watched during every bake."""
 
     error_rate: float = Field(default=0.05, ge=0, le=1)  # share of failed invocations
-    p99_latency_ms: float = Field(default=1000, gt=0)
-    min_requests: int = Field(default=20, ge=1)  # below this, no verdict on a window
+    p99_latency_ms: float = Field(default=1000, gt=0, le=3_600_000)
+    min_requests: int = Field(default=20, ge=1, le=1_000_000_000)  # fewer: no verdict on a window
 
 
 class AnalysisSpec(Strict):
@@ -124,7 +127,7 @@ class AnalysisSpec(Strict):
     # chance of a false fail (any metric, Holm) and of a false pass (each metric)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     # numbers: largest mean paired change allowed, in production standard deviations
-    mean_shift_sd: float = Field(default=0.1, gt=0)
+    mean_shift_sd: float = Field(default=0.1, gt=0, le=1000)
     # numbers: largest shift of any of production's 5 %...95 % quantiles, in percentile
     # ranks: |share of shadow outputs at or below production's q-quantile - q|
     max_quantile_shift: float = Field(default=0.05, gt=0, lt=1)
@@ -133,11 +136,11 @@ class AnalysisSpec(Strict):
     # operational: largest allowed shadow error rate above production's
     max_error_rate_increase: float = Field(default=0.01, gt=0, le=1)
     # operational: largest allowed ratio of shadow p99 latency to production's ...
-    max_latency_ratio: float = Field(default=1.5, gt=0)
+    max_latency_ratio: float = Field(default=1.5, gt=0, le=1000)
     # ... or this many ms above production's p99, whichever allows more (sub-ms jitter is noise)
-    latency_slack_ms: float = Field(default=5.0, ge=0)
+    latency_slack_ms: float = Field(default=5.0, ge=0, le=3_600_000)
     # fewest pairs a metric needs before it may pass (below it: inconclusive at best)
-    min_pairs: int = Field(default=100, ge=2)
+    min_pairs: int = Field(default=100, ge=2, le=10_000_000)
 
 
 _SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
@@ -147,7 +150,7 @@ _ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 class DeploymentSpec(Strict):
     """The deployment file of CONTRACT.md. Every key is optional."""
 
-    endpoint: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    endpoint: str | None = None
     regions: list[str] = Field(default_factory=lambda: ["local"])
     instance: Instance = Field(default_factory=Instance)
     autoscaling: Autoscaling | None = None
@@ -157,7 +160,12 @@ class DeploymentSpec(Strict):
     strategy: Strategy = Field(default_factory=AllAtOnce)
     alarms: Alarms = Field(default_factory=Alarms)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
-    tolerance: float = Field(default=1e-6, ge=0)  # golden data: absolute numeric tolerance
+    tolerance: float = Field(default=1e-6, ge=0, le=1e12)  # golden data: absolute tolerance
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        return None if v is None else check_endpoint(v)
 
     @field_validator("regions")
     @classmethod
@@ -166,7 +174,7 @@ class DeploymentSpec(Strict):
             raise ValueError("needs at least one region")
         if len(set(v)) != len(v):
             raise ValueError("a region is listed twice")
-        return v
+        return [check_region(r) for r in v]
 
     @field_validator("env")
     @classmethod
@@ -214,10 +222,10 @@ class Policy(Strict):
 
 
 class WorkerSettings(Strict):
-    lease_s: float = Field(default=30, gt=0)
-    poll_s: float = Field(default=0.5, gt=0)
-    max_attempts: int = Field(default=5, ge=1)  # transient errors, with exponential backoff
-    backoff_s: float = Field(default=0.5, ge=0)
+    lease_s: float = Field(default=30, gt=0, le=3600)
+    poll_s: float = Field(default=0.5, gt=0, le=60)
+    max_attempts: int = Field(default=5, ge=1, le=100)  # transient errors, exponential backoff
+    backoff_s: float = Field(default=0.5, ge=0, le=3600)
 
 
 class Settings(Strict):
@@ -246,15 +254,64 @@ def _format_error(source: str, err: ValidationError) -> str:
     return f"{source}: {loc or '(top level)'}: {msg}{extra}"
 
 
+MAX_FILE_BYTES = 1024 * 1024  # a deployment or settings file is a few hundred bytes
+MAX_DEPTH = 20  # the deepest key path of either file is 3
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, but a key given twice in one mapping is an error, not "the last one wins"."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # "<<" merge keys first
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _depth(node: yaml.Node) -> int:
+    depth, level = 0, [node]
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return depth
+        children: list[yaml.Node] = []
+        for n in level:
+            if isinstance(n, yaml.MappingNode):
+                children += [part for pair in n.value for part in pair]
+            elif isinstance(n, yaml.SequenceNode):
+                children += n.value
+        level = children
+    return depth
+
+
 def load_yaml(text: str, source: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and _depth(node) > MAX_DEPTH:
+                raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise SpecError(
             f"{source}: {where}not valid YAML ({getattr(exc, 'problem', exc)})"
         ) from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply to read") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -282,12 +339,29 @@ def parse_deployment(data: dict[str, Any], source: str = "deployment") -> Deploy
         raise SpecError(_format_error(source, err)) from None
 
 
-def read_deployment_file(path: Path) -> dict[str, Any]:
+def read_text_file(path: Path) -> str:
+    """A small UTF-8 text file; a device, a FIFO, a huge or binary file is refused, not read."""
     try:
-        text = path.read_text()
+        if not path.is_file():
+            what = "no such file" if not path.exists() else "not a regular file"
+            raise SpecError(f"{path}: {what}")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
-    data = load_yaml(text, str(path))
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text") from None
+    if "\x00" in text:
+        raise SpecError(f"{path}: not a text file (it holds NUL bytes)")
+    return text
+
+
+def read_deployment_file(path: Path) -> dict[str, Any]:
+    data = load_yaml(read_text_file(path), str(path))
     parse_deployment(data, str(path))  # validate the file on its own first
     return data
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 from core.ports import EndpointConfig, ShadowConfig, Variant
 
 
-def variant_name(model: str, version: int) -> str:
-    return f"{model}-v{version}"
-
-
 def _rescale(variants: list[Variant], total: float) -> list[Variant]:
     """Scale `variants` so their weights add up to `total`, keeping their proportions."""
     current = sum(v.weight for v in variants)
@@ -88,3 +84,38 @@ def remove_versions(config: EndpointConfig, names: set[str]) -> EndpointConfig |
 
 def live_weight(config: EndpointConfig, names: set[str]) -> float:
     return sum(v.weight for v in config.variants if v.name in names)
+
+
+def revert(
+    live: EndpointConfig | None, before: EndpointConfig | None, after: EndpointConfig | None
+) -> EndpointConfig | None:
+    """Undo the change `before` -> `after` on top of `live`, the configuration now.
+
+    Only what that change touched goes back (variants it added, removed or re-weighted, and
+    the shadow if it changed it); whatever else changed since stays as `live` has it. Weights
+    are then scaled to add up to 100 again. None: nothing is left to serve.
+    """
+    base = live or before
+    if base is None:
+        return None
+    was = {v.name: v for v in before.variants} if before else {}
+    became = {v.name: v for v in after.variants} if after else {}
+    variants = {v.name: v for v in base.variants}
+    for name in was.keys() | became.keys():
+        if was.get(name) == became.get(name):
+            continue
+        if name in was:
+            variants[name] = was[name]
+        else:
+            variants.pop(name, None)
+    shadow = base.shadow
+    before_shadow = before.shadow if before else None
+    if before_shadow != (after.shadow if after else None):
+        shadow = before_shadow
+    if not variants:
+        return None
+    kept = list(variants.values())
+    total = sum(v.weight for v in kept)
+    if total > 0 and abs(total - 100.0) > 1e-9:
+        kept = _rescale(kept, 100.0)
+    return base.model_copy(update={"variants": kept, "shadow": shadow})

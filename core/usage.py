@@ -7,16 +7,17 @@ registry status that says the version serves.
 
 from __future__ import annotations
 
-import re
-
 import yaml
 
 from core.domain import UsageKind, UsageSite, VersionStatus
+from core.layout import (
+    parse_alarm_name,
+    parse_artifact_key,
+    parse_descriptor_path,
+    uri_key,
+    variant_name,
+)
 from core.ports import CodeHost, EndpointConfig, PortError
-from core.traffic import variant_name
-
-_ARTIFACT_KEY = re.compile(r"^models/(?P<model>[^/]+)/(?P<version>\d+)/")
-_DEPLOY_FILE = re.compile(r"^deploy/(?P<endpoint>[^/]+)/(?P<model>[^/]+)\.yaml$")
 
 
 def endpoint_sites(
@@ -58,13 +59,10 @@ def endpoint_sites(
 def artifact_sites(uris: list[str], model: str, versions: set[int] | None) -> list[UsageSite]:
     sites = []
     for uri in uris:
-        key = uri.split("://", 1)[-1].split("/", 1)[-1]
-        m = _ARTIFACT_KEY.match(key)
-        if m and m["model"] == model and (versions is None or int(m["version"]) in versions):
+        parsed = parse_artifact_key(uri_key(uri))
+        if parsed and parsed[0] == model and (versions is None or parsed[1] in versions):
             sites.append(
-                UsageSite(
-                    kind=UsageKind.ARTIFACT, location=uri, model=model, version=int(m["version"])
-                )
+                UsageSite(kind=UsageKind.ARTIFACT, location=uri, model=model, version=parsed[1])
             )
     return sites
 
@@ -72,11 +70,13 @@ def artifact_sites(uris: list[str], model: str, versions: set[int] | None) -> li
 def alarm_sites(
     names: list[str], model: str, versions: set[int], region: str | None
 ) -> list[UsageSite]:
+    """Alarms whose name says they watch a variant of exactly these versions."""
     sites = []
     for version in sorted(versions):
-        marker = f"-{variant_name(model, version)}-"
+        variant = variant_name(model, version)
         for name in names:
-            if marker in name:
+            parsed = parse_alarm_name(name)
+            if parsed is not None and parsed.variant == variant:
                 sites.append(
                     UsageSite(
                         kind=UsageKind.MONITOR,
@@ -93,8 +93,8 @@ def code_sites(codehost: CodeHost, model: str, versions: set[int] | None) -> lis
     """Deployment descriptors on main that name the model (and which version they pin)."""
     sites = []
     for path in codehost.files("deploy/"):
-        m = _DEPLOY_FILE.match(path)
-        if not m or m["model"] != model:
+        parsed = parse_descriptor_path(path)
+        if parsed is None or parsed[1] != model:
             continue
         try:
             doc = yaml.safe_load(codehost.read(path) or "") or {}
@@ -110,7 +110,7 @@ def code_sites(codehost: CodeHost, model: str, versions: set[int] | None) -> lis
                     location=path,
                     model=model,
                     version=version,
-                    detail={"endpoint": m["endpoint"]},
+                    detail={"endpoint": parsed[0]},
                 )
             )
     return sites

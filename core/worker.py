@@ -22,6 +22,7 @@ from datetime import datetime
 from core.bootstrap import Ports, Workspace
 from core.domain import AuditRecord, Command, Deployment, DeploymentState, iso, utcnow
 from core.executor import Done, Executor, NotYet
+from core.isolation import sweep_scratch
 from core.machine import Event, Failed, Start, Succeeded, Waiting, decide
 from core.ports import PortError, TransientError
 from core.store import Conflict, Store
@@ -62,6 +63,8 @@ class Worker:
         self.executor = Executor(ws, ports, store, clock)
         self._crash_at = {p.strip() for p in os.environ.get(CRASH_ENV, "").split(",") if p.strip()}
         self.stopping = threading.Event()  # set: finish the command in hand, start no other
+        self._skipped: set[str] = set()  # unreadable records already reported
+        sweep_scratch(ws.home)  # scratch of workers killed before they could clean up
 
     def _crash_point(self, cmd: Command, point: str) -> None:
         if self._crash_at and f"{cmd.key.split('/', 2)[-1]}:{point}" in self._crash_at:
@@ -142,6 +145,11 @@ class Worker:
             while True:
                 d = self.store.get(deployment_id)
                 if d is None or not d.active:
+                    return d
+                if d.damaged:  # listed by `mmm status`, ended by `mmm abort`; never guessed at
+                    if deployment_id not in self._skipped:
+                        log.warning("skipping %s: %s", deployment_id, d.shown_error)
+                        self._skipped.add(deployment_id)
                     return d
                 if d.state is DeploymentState.QUEUED:
                     d = self.apply(d, Start(at=self.clock()))

@@ -1,4 +1,8 @@
-"""`mmm up`: the worker and the serving gateway in one process, stopped cleanly by a signal.
+"""`mmm up`: the worker, and the serving gateway as its child process, stopped cleanly by a signal.
+
+The gateway runs model code (a pickle is a program), so it is a child
+process without credentials (`core.gateway.process.GatewayProcess`); the
+worker, and whatever holds credentials, stay in this process.
 
 Shutdown order matters: the worker finishes the command in hand (so weights
 are never left half-shifted: each endpoint change is one atomic write, and an
@@ -16,9 +20,7 @@ from typing import Any
 
 import click
 
-from core.gateway.app import create_app
-from core.gateway.engine import GatewayOptions
-from core.gateway.server import GatewayServer
+from core.gateway.process import GatewayProcess
 from core.worker import Progress
 
 
@@ -31,8 +33,7 @@ def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
 
-    options = GatewayOptions(resolve=svc.ports.artifacts.local_path)
-    server = GatewayServer(create_app(svc.ws.home, options), port).start()
+    server = GatewayProcess(svc.ws.home, port).start()
     worker = svc.worker(on_change=progress)
     thread = threading.Thread(
         target=worker.run_forever, args=(stop,), name="mmm-worker", daemon=True
@@ -50,6 +51,11 @@ def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
         while not stop.wait(0.5):
             if not thread.is_alive():
                 raise RuntimeError("the worker stopped unexpectedly; see the log above")
+            if not server.alive():
+                raise RuntimeError(
+                    f"the gateway stopped unexpectedly (exit status {server.returncode()}); "
+                    "see the log above"
+                )
     finally:
         stop.set()
         thread.join(timeout=120)

@@ -81,10 +81,8 @@ def _run(svc: Any, d: Any, since: int | None = None) -> Any:
 
 def run_demo(keep_running: bool = False) -> None:
     from core.bootstrap import init_workspace
-    from core.gateway.app import create_app
     from core.gateway.client import invoke
-    from core.gateway.engine import GatewayOptions
-    from core.gateway.server import GatewayServer
+    from core.gateway.process import GatewayProcess
 
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="mmm-demo-")) / "workspace"
@@ -107,8 +105,7 @@ def run_demo(keep_running: bool = False) -> None:
     _say(f"4. deploy v1 to {ENDPOINT}, all at once")
     _run(alice, alice.deploy(MODEL, 1, ENDPOINT))
 
-    options = GatewayOptions(resolve=alice.ports.artifacts.local_path)
-    server = GatewayServer(create_app(home, options), 0).start()
+    server = GatewayProcess(home, 0).start()  # a child process: model code gets no credentials
     try:
         _say(f"5. send traffic through the gateway at {server.url}")
         import numpy as np

@@ -303,10 +303,7 @@ def status(c: Ctx, ref: str | None, wait: bool, timeout: float | None, as_json: 
     if wait and d.active:
         printer = render.ProgressPrinter(quiet=as_json)
         printer.seen[d.id] = len(d.events)
-        if svc.worker_running():
-            d = svc.wait(d.id, timeout, on_change=printer)
-        else:
-            d = svc.run(d, on_change=printer, timeout_s=timeout)
+        d = svc.wait(d.id, timeout, on_change=printer)
     if as_json:
         render.emit_json(d.public())
     else:
@@ -488,6 +485,9 @@ def bot(port: int) -> None:
 
 def main() -> None:
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+    from core.isolation import protect_environ
+
+    protect_environ()  # our credentials are in our environment; model children are not us
     try:
         code = cli.main(prog_name="mmm", standalone_mode=False)
     except click.UsageError as exc:

@@ -40,6 +40,8 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 
 
 def state(d: Deployment) -> str:
+    if d.damaged:  # `mmm status ID` says why; the listing only flags it
+        return click.style(f"{d.state.value} (unreadable record)", fg="red")
     return click.style(d.state.value, fg=STATE_COLOURS.get(d.state))
 
 
@@ -77,8 +79,8 @@ def describe(d: Deployment) -> str:
         lines.append("  analysis:")
         lines += [f"    {line}" for line in str(text).splitlines()]
         lines += [f"    chart: {uri}" for uri in d.analysis.get("report", [])]
-    if d.error:
-        lines.append(f"  reason:    {d.error}")
+    if d.shown_error:
+        lines.append(f"  reason:    {d.shown_error}")
     lines.append("  events:")
     lines += [f"    {event_line(e)}" for e in d.events[-30:]]
     return "\n".join(lines)

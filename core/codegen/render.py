@@ -27,6 +27,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict
 
 from core.domain import Library
+from core.layout import descriptor_path
+from core.names import InvalidName, check_endpoint, check_model
 from core.ports import InvalidInput
 from core.spec import DeploymentSpec
 
@@ -41,10 +43,6 @@ __all__ = [
 
 GATEWAY_ENV = "MMM_GATEWAY_URL"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
-
-_ENDPOINT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-# A model name becomes a file name: keep it to characters every file system and shell accept.
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class CodegenContext(BaseModel):
@@ -64,14 +62,11 @@ class CodegenContext(BaseModel):
 
 
 def _check_names(endpoint: str, model: str) -> None:
-    if not _ENDPOINT.match(endpoint):
-        raise InvalidInput(
-            f"endpoint {endpoint!r}: use lowercase letters, digits and dashes (at most 63)"
-        )
-    if not _MODEL.match(model) or ".." in model:
-        raise InvalidInput(
-            f"model {model!r}: a file name is made from it; use letters, digits, '.', '_' and '-'"
-        )
+    try:
+        check_endpoint(endpoint)
+        check_model(model)
+    except InvalidName as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def endpoint_module(endpoint: str) -> str:
@@ -94,7 +89,7 @@ def managed_paths(endpoint: str, model: str) -> list[str]:
     module = endpoint_module(endpoint)
     return [
         f"mmm/endpoints/{module}.py",
-        f"deploy/{endpoint}/{model}.yaml",
+        descriptor_path(endpoint, model),
         f"tests/mmm/test_{module}_golden.py",
         f"tests/mmm/golden/{endpoint}.jsonl",
     ]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from core.domain import AuditRecord, Deployment
+from pydantic import ValidationError
+
+from core.domain import AuditRecord, Deployment, Kind
+from core.spec import DeploymentSpec
 
 
 class StoreError(Exception):
@@ -25,9 +30,22 @@ class Busy(StoreError):
         super().__init__(f"{lock} is busy with {deployment_id} (started by {requested_by})")
 
 
+def endpoint_lock(endpoint: str) -> str:
+    """Held (exclusive) by whatever changes the endpoint: a deployment, a retirement."""
+    return f"endpoint:{endpoint}"
+
+
+def version_lock(model: str, version: int) -> str:
+    """Shared by deployments of the version, exclusive for its retirement."""
+    return f"version:{model}:{version}"
+
+
 class Store(Protocol):
-    def create(self, d: Deployment, locks: list[str], audit: AuditRecord) -> Deployment:
-        """Insert a new deployment holding `locks`; raises Busy if one is held by an active one."""
+    def create(
+        self, d: Deployment, locks: list[str], audit: AuditRecord, shared: Sequence[str] = ()
+    ) -> Deployment:
+        """Insert a new deployment holding `locks` exclusively and `shared` in shared mode;
+        raises Busy if an active deployment holds one of them in a mode that excludes it."""
         ...
 
     def get(self, deployment_id: str) -> Deployment | None: ...
@@ -58,6 +76,15 @@ class Store(Protocol):
 
     def command_result(self, key: str) -> dict[str, Any] | None: ...
 
+    def remember(
+        self, key: str, deployment_id: str, compute: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The value kept under `key`; the first call computes and keeps it (if two race, the
+        first to write wins and both get its value).
+        A command that reads the world before it changes it records what it read here on its
+        first run, so a run again after a crash computes the same change."""
+        ...
+
     def record_command(self, key: str, deployment_id: str, result: dict[str, Any], at: str) -> None:
         """Remember a command's result, so a resumed worker feeds it back instead of re-running."""
         ...
@@ -73,3 +100,66 @@ class Store(Protocol):
     def forget_worker(self, worker: str) -> None: ...
 
     def live_workers(self, now: float, within_s: float) -> list[str]: ...
+
+
+# ---------------------------------------------------------------- reading records
+
+
+def load_record(body: str, columns: dict[str, Any]) -> Deployment:
+    """A stored deployment, even when its body no longer validates (a value an older release
+    let through): such a record comes back with `damaged` saying why, its unreadable deployment
+    file values replaced by their defaults (or, when even that fails, rebuilt from the row's
+    columns), so that it can be listed, is skipped by workers, and can be aborted."""
+    try:
+        return Deployment.model_validate_json(body)
+    except ValidationError as exc:
+        reason = _first_error(exc)
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raw = None
+    while isinstance(raw, dict):
+        try:
+            return Deployment.model_validate(raw).model_copy(update={"damaged": reason})
+        except ValidationError as exc:
+            locs = [e["loc"] for e in exc.errors()]
+            if not all(loc and loc[0] == "spec" for loc in locs):
+                break
+            if not any([_drop(raw, loc) for loc in locs]):
+                break
+    return Deployment(
+        id=columns["id"],
+        kind=Kind(columns["kind"]),
+        model=columns["model"],
+        version=columns["version"],
+        endpoint=columns["endpoint"],
+        regions=["local"],
+        spec=DeploymentSpec(),
+        state=columns["state"],
+        requested_by="unknown",
+        created_at=columns["created_at"],
+        updated_at=columns["updated_at"],
+        rev=columns["rev"],
+        error="its history could not be read, so what it changed is not known",
+        damaged=reason,
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    return f"{loc}: {first['msg']}" if loc else str(first["msg"])
+
+
+def _drop(raw: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Remove the value at `loc` (skipping parts that are not keys: union tags); True if gone."""
+    node: Any = raw
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            continue  # a discriminated union's tag in the path, not a key
+    if isinstance(node, dict) and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,20 @@ from sqlite_utils import Migrations
 
 from core.domain import AuditRecord, Deployment
 from core.sqlite_db import open_db, write_transaction
-from core.store import Busy, Conflict
+from core.store import Busy, Conflict, load_record
+
+# Columns kept beside the JSON body: enough to list and end a record whose body cannot be read.
+_COLUMNS = (
+    "id",
+    "kind",
+    "model",
+    "version",
+    "endpoint",
+    "state",
+    "rev",
+    "created_at",
+    "updated_at",
+)
 
 migrations = Migrations("mmm-state")
 
@@ -53,6 +66,28 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX audit_target ON audit(target)")
     db.execute("CREATE TABLE workers (name TEXT PRIMARY KEY, seen REAL NOT NULL)")
+
+
+@migrations()
+def m002_shared_locks(db: sqlite_utils.Database) -> None:
+    # A lock is held by several deployments at once in shared mode (two deployments of one
+    # version), by one in exclusive mode (a deployment of an endpoint, a retirement).
+    db.execute(
+        "CREATE TABLE locks_v2 (name TEXT NOT NULL, deployment_id TEXT NOT NULL, "
+        "by TEXT NOT NULL, shared INTEGER NOT NULL, PRIMARY KEY (name, deployment_id))"
+    )
+    db.execute("INSERT INTO locks_v2 SELECT name, deployment_id, by, 0 FROM locks")
+    db.execute("DROP TABLE locks")
+    db.execute("ALTER TABLE locks_v2 RENAME TO locks")
+    db.execute("CREATE INDEX locks_deployment ON locks(deployment_id)")
+
+
+@migrations()
+def m003_intents(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "CREATE TABLE intents (key TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, "
+        "body TEXT NOT NULL)"
+    )
 
 
 def _due(d: Deployment) -> float | None:
@@ -120,19 +155,25 @@ class SqliteStore:
             [record.at, record.actor, record.action, record.target, json.dumps(record.detail)],
         )
 
-    def create(self, d: Deployment, locks: list[str], audit: AuditRecord) -> Deployment:
+    def create(
+        self, d: Deployment, locks: list[str], audit: AuditRecord, shared: Sequence[str] = ()
+    ) -> Deployment:
         with self._write():
-            for name in locks:
+            wanted = [(name, False) for name in locks] + [(name, True) for name in shared]
+            for name, is_shared in wanted:
+                # shared goes with shared; anything else waits for the holder to end
                 row = self.db.execute(
                     "SELECT l.deployment_id, l.by FROM locks l JOIN deployments d "
-                    "ON d.id = l.deployment_id WHERE l.name = ? AND d.active = 1",
-                    [name],
+                    "ON d.id = l.deployment_id WHERE l.name = ? AND d.active = 1 "
+                    "AND NOT (l.shared = 1 AND ? = 1) LIMIT 1",
+                    [name, int(is_shared)],
                 ).fetchone()
                 if row:
                     raise Busy(name, row[0], row[1])
                 self.db.execute(
-                    "INSERT OR REPLACE INTO locks (name, deployment_id, by) VALUES (?, ?, ?)",
-                    [name, d.id, d.requested_by],
+                    "INSERT OR REPLACE INTO locks (name, deployment_id, by, shared) "
+                    "VALUES (?, ?, ?, ?)",
+                    [name, d.id, d.requested_by, int(is_shared)],
                 )
             d = d.model_copy(update={"rev": 1})
             row = self._row(d)
@@ -171,28 +212,23 @@ class SqliteStore:
         return new
 
     def _load(self, rows: list[Any]) -> list[Deployment]:
-        return [Deployment.model_validate_json(r[0]) for r in rows]
+        return [load_record(r[0], dict(zip(_COLUMNS, r[1:], strict=True))) for r in rows]
+
+    def _select(self, where: str, params: list[Any]) -> list[Deployment]:
+        columns = ", ".join(_COLUMNS)
+        sql = f"SELECT body, {columns} FROM deployments {where}"
+        return self._load(self.db.execute(sql, params).fetchall())
 
     def get(self, deployment_id: str) -> Deployment | None:
-        found = self._load(
-            self.db.execute("SELECT body FROM deployments WHERE id = ?", [deployment_id]).fetchall()
-        )
+        found = self._select("WHERE id = ?", [deployment_id])
         return found[0] if found else None
 
     def find(self, prefix: str) -> list[Deployment]:
-        rows = self.db.execute(
-            "SELECT body FROM deployments WHERE id >= ? AND id < ? ORDER BY id",
-            [prefix, prefix + "\uffff"],
-        ).fetchall()
-        return self._load(rows)
+        return self._select("WHERE id >= ? AND id < ? ORDER BY id", [prefix, prefix + "\uffff"])
 
     def recent(self, active_only: bool = False, limit: int = 200) -> list[Deployment]:
         where = "WHERE active = 1" if active_only else ""
-        rows = self.db.execute(
-            f"SELECT body FROM deployments {where} ORDER BY created_at DESC, id DESC LIMIT ?",
-            [limit],
-        ).fetchall()
-        return self._load(rows)
+        return self._select(f"{where} ORDER BY created_at DESC, id DESC LIMIT ?", [limit])
 
     def runnable(self, now: float) -> list[str]:
         rows = self.db.execute(
@@ -239,6 +275,21 @@ class SqliteStore:
                 "INSERT OR IGNORE INTO commands (key, deployment_id, result, at) VALUES (?, ?, ?, ?)",
                 [key, deployment_id, json.dumps(result), at],
             )
+
+    def remember(
+        self, key: str, deployment_id: str, compute: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        sql = "SELECT body FROM intents WHERE key = ?"
+        row = self.db.execute(sql, [key]).fetchone()
+        if row is None:
+            value = json.dumps(compute())  # outside the write lock: it may read other systems
+            with self._write():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO intents (key, deployment_id, body) VALUES (?, ?, ?)",
+                    [key, deployment_id, value],
+                )
+                row = self.db.execute(sql, [key]).fetchone()
+        return dict(json.loads(row[0]))
 
     # ------------------------------------------------------------ audit
 

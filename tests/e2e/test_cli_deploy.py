@@ -131,6 +131,11 @@ def test_retire_leaves_no_usage_site(ws: Workspace) -> None:
 
     live = ws.run("retire", "churn", "2")
     assert live.code == 2 and "live traffic" in live.err and live.err.count("\n") == 1
+    forced = ws.run("retire", "churn", "--force")
+    assert forced.code == 3 and "policy.admins" in forced.err  # no admin named yet
+    settings = yaml.safe_load((ws.home / "mmm.yaml").read_text())
+    settings["policy"]["admins"] = ["alice"]
+    (ws.home / "mmm.yaml").write_text(yaml.safe_dump(settings))
     r2 = ws.ok("retire", "churn", "--force", "--json").json()
     assert r2["state"] == "succeeded"
     assert ws.ok("usage", "churn", "--json").json() == []

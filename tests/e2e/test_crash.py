@@ -16,6 +16,8 @@ from core.adapters.local.registry import LocalRegistry
 from tests.e2e.conftest import MMM, Workspace
 from tests.support.models import sample_instances
 
+pytestmark = pytest.mark.slow  # the crash matrix: `make test-slow`
+
 # (step, point): the first step of every stage, plus both sides of the result log.
 CASES = [
     ("validate", "after_run"),
@@ -93,8 +95,8 @@ def test_killed_worker_resumes_without_doing_anything_twice(
     assert usage == {
         ("endpoint", "churn-scorer"),
         ("artifact", "local://production/models/churn/1/model.joblib"),
-        ("monitor", "mmm-churn-scorer-churn-v1-error-rate"),
-        ("monitor", "mmm-churn-scorer-churn-v1-p99-latency"),
+        ("monitor", "mmm/churn-scorer/churn-v1/error-rate"),
+        ("monitor", "mmm/churn-scorer/churn-v1/p99-latency"),
         ("code", "deploy/churn-scorer/churn.yaml"),
         ("registry", "local:churn/1"),
     }

@@ -78,7 +78,7 @@ def test_the_error_rate_alarm_fires_on_a_breach_and_the_latency_alarm_does_not(h
     name = deploy(home, "flaky", flaky)
     monitor = LocalMonitor(home)
     names = monitor.ensure_alarms("flaky", REGION, name, Alarms(error_rate=0.1, min_requests=20))
-    assert names == ["mmm-flaky-flaky-v1-error-rate", "mmm-flaky-flaky-v1-p99-latency"]
+    assert names == ["mmm/flaky/flaky-v1/error-rate", "mmm/flaky/flaky-v1/p99-latency"]
     start = time.time()
     with gateway(home) as client:
         statuses = send(client, "flaky", sample_instances(10, 40))
@@ -162,7 +162,7 @@ def test_the_window_starts_at_since_and_regions_are_apart(home: Path) -> None:
     assert monitor.evaluate([rate], REGION, since=1000.5)[0].firing is True
     assert monitor.evaluate([rate], REGION)[0].value == 0.0  # the last 300 s
 
-    with pytest.raises(NotFound, match="mmm-churn-churn-v2-error-rate"):
+    with pytest.raises(NotFound, match="mmm/churn/churn-v2/error-rate"):
         monitor.evaluate([rate], "eu-west-1")
     monitor.ensure_alarms("churn", "eu-west-1", "churn-v2", Alarms(error_rate=0.1))
     elsewhere = monitor.evaluate([rate], "eu-west-1", since=0)[0]
@@ -174,11 +174,11 @@ def test_alarms_are_listed_and_deleted(home: Path) -> None:
     first = monitor.ensure_alarms("churn", REGION, "churn-v1", Alarms())
     second = monitor.ensure_alarms("churn", REGION, "churn-v2", Alarms())
     monitor.ensure_alarms("fraud", REGION, "fraud-v1", Alarms())
-    assert monitor.alarms("mmm-churn-") == sorted(first + second)
+    assert monitor.alarms("mmm/churn/") == sorted(first + second)
     assert len(monitor.alarms()) == 6
     monitor.delete_alarms(first, REGION)
     monitor.delete_alarms(first, REGION)  # already gone: no error
-    assert monitor.alarms("mmm-churn-") == sorted(second)
+    assert monitor.alarms("mmm/churn/") == sorted(second)
     with pytest.raises(NotFound):
         monitor.evaluate(first, REGION)
 

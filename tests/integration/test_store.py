@@ -125,7 +125,7 @@ def test_reopening_migrates_once(tmp_path: Path) -> None:
     again = SqliteStore(tmp_path / "s.db")
     assert again.get("dep-1") is not None
     applied = again.db.execute("SELECT name FROM _sqlite_migrations").fetchall()
-    assert [r[0] for r in applied] == ["m001_initial"]
+    assert [r[0] for r in applied] == ["m001_initial", "m002_shared_locks", "m003_intents"]
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -134,3 +134,33 @@ def test_find_by_prefix(store: SqliteStore) -> None:
     store.create(draft("dep-260101-abd999", endpoint="other"), [], audit())
     assert [d.id for d in store.find("dep-260101-abc")] == ["dep-260101-abc123"]
     assert len(store.find("dep-260101-ab")) == 2
+
+
+def test_shared_locks_go_together_and_exclusive_ones_wait_for_every_holder(
+    store: SqliteStore,
+) -> None:
+    store.create(draft("dep-a", endpoint="a"), ["endpoint:a"], audit(), shared=["version:m:1"])
+    store.create(draft("dep-b", endpoint="b"), ["endpoint:b"], audit(), shared=["version:m:1"])
+    with pytest.raises(Busy) as busy:
+        store.create(draft("ret-1", endpoint="x"), ["version:m:1"], audit())
+    assert busy.value.deployment_id in {"dep-a", "dep-b"}
+    for id_ in ("dep-a", "dep-b"):
+        d = store.get(id_)
+        assert d is not None
+        store.save(d.model_copy(update={"state": DeploymentState.ABORTED}))
+    store.create(draft("ret-1", endpoint="x"), ["version:m:1"], audit())
+    with pytest.raises(Busy, match="ret-1"):
+        store.create(draft("dep-c", endpoint="c"), ["endpoint:c"], audit(), shared=["version:m:1"])
+    assert store.get("dep-c") is None  # nothing half-created
+
+
+def test_remember_keeps_the_first_value_and_computes_it_once(store: SqliteStore) -> None:
+    calls: list[int] = []
+
+    def compute() -> dict[str, int]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    assert store.remember("dep-1/007/shift:10", "dep-1", compute) == {"n": 1}
+    assert store.remember("dep-1/007/shift:10", "dep-1", compute) == {"n": 1}
+    assert len(calls) == 1

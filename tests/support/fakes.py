@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.layout import alarm_name
 from core.ports import AlarmState, CapturedPair, Change, CheckResult, EndpointConfig, PortError
 from core.spec import Alarms
 
@@ -95,7 +96,7 @@ class RecordingMonitor(_Recorder):
 
     def ensure_alarms(self, endpoint: str, region: str, variant: str, alarms: Alarms) -> list[str]:
         self._enter("ensure_alarms", (endpoint, variant))
-        names = [f"mmm-{endpoint}-{variant}-error-rate", f"mmm-{endpoint}-{variant}-p99-latency"]
+        names = [alarm_name(endpoint, variant, m) for m in ("error_rate", "p99_latency_ms")]
         data = self._load()
         for name in names:
             data.setdefault(name, {"firing": False, "value": 0.0})

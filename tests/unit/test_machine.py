@@ -74,7 +74,7 @@ def result_for(cmd: Command, verdict: str = "pass", fired: bool = False) -> dict
     if action is Action.TRASH_ARTIFACTS:
         return {"moves": [{"from": "a", "to": "b"}]}
     if action in CREATES:
-        return {"previous": [{"name": "e", "region": "local", "config": None}]}
+        return {"changes": [{"name": "e", "region": "local", "read": None, "wrote": {}}]}
     return {}
 
 

@@ -19,6 +19,12 @@ trailers: the change and its merge carry `Mmm-Change: <id>`, the revert
 `Mmm-Revert: <id>`. Git runs with its own identity and without the system or
 the user's configuration, so the result does not depend on HOME. Needs git
 2.38 or later (`merge-tree --write-tree`).
+
+The checks are the application's code: pytest runs with an environment built
+from an allowlist (`core.isolation.child_env`: no credentials of mmm's), dies
+with the process that started it, and works in a checkout under the scratch
+folder given at construction (the workspace's), not the system's temporary
+folder.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.isolation import child_env, die_with_parent
 from core.ports import Change, CheckResult, InvalidInput, NotFound, PortError, TransientError
 
 __all__ = ["CHANGE_TRAILER", "REVERT_TRAILER", "CommitInfo", "LocalGitCodeHost"]
@@ -46,8 +53,6 @@ _NAME, _EMAIL = "mmm", "mmm@localhost"
 _CHANGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _TRAILER = re.compile(rf"^({CHANGE_TRAILER}|{REVERT_TRAILER}): *(\S+) *$", re.M)
 _ATTEMPTS = 5  # compare-and-swap retries when another writer moves a ref meanwhile
-# The interpreter's import root: generated checks import mmm's runtime even from a source tree.
-_MMM_ROOT = Path(__file__).resolve().parents[3]
 _README = """\
 # Application repository
 
@@ -128,8 +133,12 @@ class LocalGitCodeHost:
         output_limit: int = 20_000,
         python: str | None = None,
         git_timeout_s: float = 60.0,
+        scratch: Path | Callable[[], Path] | None = None,
     ) -> None:
+        """`scratch`: the folder (or a function giving it, asked at each use) where checks
+        check out the change and indexes are built; None: the system's temporary folder."""
         self.path = Path(path).resolve()
+        self._scratch = scratch
         self.check_timeout_s = check_timeout_s
         self.output_limit = output_limit
         self.python = python or sys.executable
@@ -168,7 +177,7 @@ class LocalGitCodeHost:
     def run_checks(self, change: Change) -> CheckResult:
         self._ensure()
         head = self._existing(change.head, f"change {change.id}")
-        with tempfile.TemporaryDirectory(prefix="mmm-checks-") as tmp:
+        with self._tempdir("checks-") as tmp:
             work = Path(tmp) / "repo"
             work.mkdir()
             index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -257,6 +266,13 @@ class LocalGitCodeHost:
         return sorted(out.split())
 
     # ------------------------------------------------------------ git
+
+    def _tempdir(self, prefix: str) -> tempfile.TemporaryDirectory[str]:
+        scratch = self._scratch() if callable(self._scratch) else self._scratch
+        if scratch is None:
+            return tempfile.TemporaryDirectory(prefix=f"mmm-{prefix}")
+        scratch.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=prefix, dir=scratch)
 
     def _run(
         self,
@@ -415,7 +431,7 @@ class LocalGitCodeHost:
         for path, content in sorted(files.items()):
             blob = self._git("hash-object", "-w", "--stdin", input=content).strip()
             entries.append(f"100644 blob {blob}\t{path}\0")
-        with tempfile.TemporaryDirectory(prefix="mmm-index-") as tmp:
+        with self._tempdir("index-") as tmp:
             # A private index and an empty work tree: the repository's own state is never used.
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             work = Path(tmp)
@@ -504,12 +520,10 @@ class LocalGitCodeHost:
     # ------------------------------------------------------------ checks
 
     def _check_env(self) -> dict[str, str]:
-        # The caller's pytest settings must not shape the checks; mmm's runtime must import.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join([*paths, str(_MMM_ROOT)])
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        return env
+        # The application's code sees no credentials, nor the caller's pytest settings
+        # (PYTEST_* is not on the allowlist); mmm's runtime imports (mmm's root on PYTHONPATH).
+        # Unbuffered: a run cut at the timeout still shows what it printed.
+        return child_env({"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
 
     def _pytest(self, work: Path) -> CheckResult:
         cmd = [self.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/mmm"]
@@ -524,6 +538,7 @@ class LocalGitCodeHost:
             encoding="utf-8",
             errors="replace",
             start_new_session=True,  # a timeout ends the whole group, children included
+            preexec_fn=die_with_parent,  # and a killed worker takes pytest with it
         )
         try:
             output, _ = proc.communicate(timeout=self.check_timeout_s)

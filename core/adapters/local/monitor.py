@@ -18,6 +18,7 @@ from sqlite_utils import Migrations
 from core.gateway.aggregates import METRICS_DB, Window, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
 from core.gateway.metrics import PRODUCTION
+from core.layout import alarm_name
 from core.ports import AlarmState, NotFound
 from core.spec import Alarms
 from core.sqlite_db import open_db, sqlite_errors, write_transaction
@@ -36,11 +37,6 @@ def m001_alarms(db: sqlite_utils.Database) -> None:
         "variant TEXT NOT NULL, metric TEXT NOT NULL, threshold REAL NOT NULL, "
         "min_requests INTEGER NOT NULL, PRIMARY KEY (name, region))"
     )
-
-
-def alarm_name(endpoint: str, variant: str, metric: str) -> str:
-    suffix = {ERROR_RATE: "error-rate", P99_LATENCY: "p99-latency"}[metric]
-    return f"mmm-{endpoint}-{variant}-{suffix}"
 
 
 def measure(metric: str, window: Window) -> float:

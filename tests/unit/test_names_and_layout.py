@@ -1,0 +1,109 @@
+"""Names are checked once at the door; layout builds and parses exactly; undo of a traffic change."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.domain import Library
+from core.layout import (
+    alarm_name,
+    artifact_key,
+    descriptor_path,
+    parse_alarm_name,
+    parse_artifact_key,
+    parse_descriptor_path,
+    variant_name,
+)
+from core.names import InvalidName, check_actor, check_endpoint, check_model, check_region
+from core.ports import EndpointConfig, ShadowConfig, Variant
+from core.traffic import add_variant, drain_to, revert, shift, with_shadow
+from core.usage import alarm_sites, artifact_sites
+
+
+@pytest.mark.parametrize("name", ["café", "名字", "a" * 49, "a" * 10_000, "", "-a", "a.b", "a/b"])
+def test_model_names_that_would_fail_later_are_refused(name: str) -> None:
+    with pytest.raises(InvalidName, match="model"):
+        check_model(name)
+
+
+@pytest.mark.parametrize("name", ["churn", "churn_model", "Churn-2", "a" * 48])
+def test_model_names_that_pass(name: str) -> None:
+    assert check_model(name) == name
+
+
+def test_endpoint_region_and_actor_rules() -> None:
+    assert check_endpoint("churn-scorer") == "churn-scorer"
+    for bad in ("", "Churn", "a--b", "a-", "a" * 64, "../x"):
+        with pytest.raises(InvalidName):
+            check_endpoint(bad)
+    assert check_region("us-east-1") == "us-east-1"
+    for bad in ("../../x", "US", "a b", ""):
+        with pytest.raises(InvalidName):
+            check_region(bad)
+    assert check_actor("José García") == "José García"
+    for bad in ("bob\nmallory", "bob\x1b[2J", "", " bob", "x" * 129):
+        with pytest.raises(InvalidName, match="user name"):
+            check_actor(bad)
+
+
+def test_layout_parses_exactly_what_it_builds() -> None:
+    name = alarm_name("e", "a-b-v1", "error_rate")
+    parsed = parse_alarm_name(name)
+    assert parsed is not None and (parsed.endpoint, parsed.variant, parsed.metric) == (
+        "e",
+        "a-b-v1",
+        "error_rate",
+    )
+    assert parse_alarm_name("mmm-e-b-v1-error-rate") is None
+    assert parse_artifact_key(artifact_key("a-b", 3, "model.joblib")) == ("a-b", 3)
+    assert parse_artifact_key("models/a/x/model.joblib") is None
+    assert parse_descriptor_path(descriptor_path("e", "a-b")) == ("e", "a-b")
+
+
+def test_usage_never_matches_a_model_whose_name_ends_with_another() -> None:
+    names = [alarm_name("e", variant_name(m, 1), "error_rate") for m in ("a-b", "b", "b-v1")]
+    assert [s.location for s in alarm_sites(names, "b", {1}, None)] == [names[1]]
+    uris = ["local://production/models/a-b/1/model.joblib", "local://production/models/b/1/m"]
+    assert [s.location for s in artifact_sites(uris, "b", None)] == [uris[1]]
+
+
+def v(name: str, weight: float) -> Variant:
+    model, _, version = name.rpartition("-v")
+    return Variant(
+        name=name,
+        model=model,
+        version=int(version),
+        library=Library.SKLEARN,
+        artifact=f"local://production/{name}",
+        weight=weight,
+    )
+
+
+def config(*variants: Variant) -> EndpointConfig:
+    return EndpointConfig(name="e", region="local", variants=list(variants))
+
+
+def names(c: EndpointConfig | None) -> dict[str, float]:
+    return {} if c is None else {x.name: x.weight for x in c.variants}
+
+
+def test_revert_undoes_only_what_the_change_touched() -> None:
+    start = config(v("m-v1", 100))
+    added = add_variant(start, v("m-v2", 0), start)
+    shifted = shift(added, "m-v2", 25)
+    assert names(revert(shifted, added, shifted)) == {"m-v1": 100, "m-v2": 0}
+    assert names(revert(added, start, added)) == {"m-v1": 100}
+    # someone added another variant since: it stays
+    since = shifted.model_copy(update={"variants": [*shifted.variants, v("x-v1", 0)]})
+    assert names(revert(since, added, shifted)) == {"m-v1": 100, "m-v2": 0, "x-v1": 0}
+    # drained to the candidate, then undone: the old variant comes back with its weight
+    drained = drain_to(shift(added, "m-v2", 100), "m-v2")
+    assert names(revert(drained, shift(added, "m-v2", 100), drained)) == {"m-v2": 100, "m-v1": 0}
+    # created from nothing: undone to nothing
+    assert revert(start, None, start) is None
+    # a shadow added and undone; run twice, the same
+    shadowed = with_shadow(added, "m-v2", 50)
+    once = revert(shadowed, added, shadowed)
+    assert once is not None and once.shadow is None
+    assert revert(once, added, shadowed) == once
+    assert isinstance(shadowed.shadow, ShadowConfig)
