@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 import tests.e2e.test_rollback as rollback
 from tests.e2e.conftest import Workspace
 from tests.support.models import sample_instances
+
+pytestmark = pytest.mark.slow  # a whole rollout through `mmm up`: `make test-slow`
 
 control_plane = rollback.control_plane  # `mmm up` on a free port, as the rollback test runs it
 

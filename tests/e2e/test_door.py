@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import Workspace
 from tests.support.models import train_sklearn_regressor
 
@@ -53,6 +55,7 @@ def test_names_and_files_are_refused_at_the_door(ws: Workspace, tmp_path: Path) 
     assert not (ws.home / "registry" / "files" / "café").exists()
 
 
+@pytest.mark.slow  # the same story runs in process in tests/integration/test_defects.py
 def test_a_record_saved_unreadable_by_an_older_release_does_not_stop_the_others(
     ws: Workspace,
 ) -> None:
@@ -79,6 +82,7 @@ def test_a_record_saved_unreadable_by_an_older_release_does_not_stop_the_others(
     )
 
 
+@pytest.mark.slow
 def test_status_wait_times_out_with_a_non_zero_exit(ws: Workspace, tmp_path: Path) -> None:
     ws.register()
     f = tmp_path / "bake.yaml"
