@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from core.domain import Library
-from tests.support.models import train_sklearn_regressor, write_golden
+from tests.support.models import sample_instances, train_sklearn_regressor, write_golden
 
 REPO = Path(__file__).resolve().parents[2]
 MMM = Path(sys.executable).parent / "mmm"
@@ -94,3 +95,19 @@ def ws(tmp_path: Path) -> Workspace:
     w = Workspace(home=tmp_path / "ws", models=tmp_path / "models")
     w.ok("init")
     return w
+
+
+def start_replayed_shadow(ws: Workspace, tmp_path: Path, rows: int) -> str:
+    """v1 serving on churn-scorer, v2 (the same model) queued as a shadow that replays `rows`
+    inputs and promotes itself on a pass; returns the queued deployment's id."""
+    ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
+    ws.register()  # v2: the same model again
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("\n".join(json.dumps(r) for r in sample_instances(10, rows)) + "\n")
+    spec = tmp_path / "shadow.yaml"
+    spec.write_text(yaml.safe_dump({
+        "endpoint": "churn-scorer",
+        "strategy": {"kind": "shadow", "min_samples": 500, "auto_approve": True,
+                     "traffic": {"replay": str(replay)}},
+    }))  # fmt: skip
+    return ws.ok("deploy", "churn", "2", "-f", str(spec), "--detach").out.strip()

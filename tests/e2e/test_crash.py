@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
@@ -13,8 +12,7 @@ import pytest
 import yaml
 
 from core.adapters.local.registry import LocalRegistry
-from tests.e2e.conftest import MMM, Workspace
-from tests.support.models import sample_instances
+from tests.e2e.conftest import MMM, Workspace, start_replayed_shadow
 
 pytestmark = pytest.mark.slow  # the crash matrix: `make test-slow`
 
@@ -110,17 +108,7 @@ def test_killed_during_a_shadow_test_resumes_with_the_same_pairs(
 ) -> None:
     ws = Workspace(home=tmp_path / "ws", models=template.models)
     shutil.copytree(template.home, ws.home)
-    ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
-    ws.register()  # v2: the same model again
-    replay = tmp_path / "replay.jsonl"
-    replay.write_text("\n".join(json.dumps(r) for r in sample_instances(10, 800)) + "\n")
-    spec = tmp_path / "shadow.yaml"
-    spec.write_text(yaml.safe_dump({
-        "endpoint": "churn-scorer",
-        "strategy": {"kind": "shadow", "min_samples": 500, "auto_approve": True,
-                     "traffic": {"replay": str(replay)}},
-    }))  # fmt: skip
-    dep = ws.ok("deploy", "churn", "2", "-f", str(spec), "--detach").out.strip()
+    dep = start_replayed_shadow(ws, tmp_path, rows=800)
     env = ws.env("worker")
     env["MMM_CRASH_AT"] = f"{step}:after_run"
     crashed = subprocess.run(

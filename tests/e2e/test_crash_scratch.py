@@ -11,7 +11,6 @@ checkout of the application.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,9 +24,10 @@ import yaml
 
 from core.adapters.local.codehost import LocalGitCodeHost
 from core.domain import Library
-from tests.e2e.conftest import MMM, Workspace
+from tests.e2e.conftest import MMM, Workspace, start_replayed_shadow
 from tests.support.exfil import read_records, train_exfil_regressor
-from tests.support.models import sample_instances, write_golden
+from tests.support.models import write_golden
+from tests.support.processes import gone
 
 pytestmark = pytest.mark.slow  # the crash matrix: `make test-slow`
 
@@ -58,15 +58,6 @@ def worker_env(ws: Workspace, system_tmp: Path) -> dict[str, str]:
     env = ws.env("worker")
     env["TMPDIR"] = str(system_tmp)  # the worker's "system temporary folder", watched here
     return env
-
-
-def gone(pid: int) -> bool:
-    """The process ended (a zombie nobody has reaped yet counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return True
-    return state in ("Z", "X")
 
 
 def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str) -> None:
@@ -184,17 +175,7 @@ def test_killed_in_run_checks_while_pytest_runs(ws: Workspace, tmp_path: Path) -
 
 
 def test_killed_in_analyze_while_the_charts_are_drawn(ws: Workspace, tmp_path: Path) -> None:
-    ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
-    ws.register()  # v2: the same model again
-    replay = tmp_path / "replay.jsonl"
-    replay.write_text("\n".join(json.dumps(r) for r in sample_instances(10, 600)) + "\n")
-    spec = tmp_path / "shadow.yaml"
-    spec.write_text(yaml.safe_dump({
-        "endpoint": "churn-scorer",
-        "strategy": {"kind": "shadow", "min_samples": 500, "auto_approve": True,
-                     "traffic": {"replay": str(replay)}},
-    }))  # fmt: skip
-    dep = ws.ok("deploy", "churn", "2", "-f", str(spec), "--detach").out.strip()
+    dep = start_replayed_shadow(ws, tmp_path, rows=600)
 
     system_tmp = tmp_path / "system-tmp"
     system_tmp.mkdir()

@@ -30,17 +30,9 @@ from core.runtime.child import ChildDied, call
 from tests.support.exfil import read_records, train_exfil_regressor
 from tests.support.hostile import read_loads, train_hostile_regressor
 from tests.support.models import sample_instances, train_sklearn_regressor, write_golden
+from tests.support.processes import gone
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def gone(pid: int) -> bool:
-    """The process ended (a zombie nobody has reaped yet counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return True
-    return state in ("Z", "X")
 
 
 def wait_gone(pid: int, what: str, timeout_s: float = 10) -> None:

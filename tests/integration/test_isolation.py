@@ -37,6 +37,7 @@ from tests.support.models import (
     write_broken_artifact,
     write_golden,
 )
+from tests.support.processes import gone
 
 PLANTED = {
     "MMM_TEST_SECRET_TOKEN": "s3cr3t",
@@ -53,15 +54,6 @@ def planted(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in PLANTED.items():
         monkeypatch.setenv(name, value)
     return PLANTED
-
-
-def gone(pid: int) -> bool:
-    """The process ended (a zombie nobody has reaped yet counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return True
-    return state in ("Z", "X")
 
 
 def assert_clean(env: dict[str, str]) -> None:

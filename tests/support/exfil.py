@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import load_diabetes
+
+from tests.support.models import LinearRegressor
 
 Array = npt.NDArray[Any]
 
@@ -40,30 +40,16 @@ def _record(path: str, event: str) -> None:
         f.write(json.dumps(line) + "\n")
 
 
-class ExfilRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+class ExfilRegressor(LinearRegressor):
     """Least squares with an intercept that records the environment on load and on predict."""
-
-    coef_: Array
-    intercept_: float
-    n_features_in_: int
 
     def __init__(self, record: str = "", hold: str = "") -> None:
         self.record = record
         self.hold = hold
 
-    def fit(self, x: Array, y: Array) -> ExfilRegressor:
-        x = np.asarray(x, dtype=np.float64)
-        design = np.column_stack([x, np.ones(len(x))])
-        solution = np.linalg.lstsq(design, np.asarray(y, dtype=np.float64), rcond=None)[0]
-        self.coef_ = solution[:-1]
-        self.intercept_ = float(solution[-1])
-        self.n_features_in_ = x.shape[1]
-        return self
-
     def predict(self, x: Array) -> Array:
         _record(self.record, "predict")
-        result: Array = np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_
-        return result
+        return super().predict(x)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -44,6 +44,7 @@ from core.runtime.loaders import load_model
 
 __all__ = [
     "FlakyRegressor",
+    "LinearRegressor",
     "SlowRegressor",
     "sample_instances",
     "train_flaky_regressor",
@@ -216,14 +217,14 @@ def train_onnx(
 # ---------------------------------------------------------------- odd models
 
 
-class _LinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+class LinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """Least squares with an intercept; the base of the odd models below."""
 
     coef_: Array
     intercept_: float
     n_features_in_: int
 
-    def fit(self, x: Array, y: Array) -> _LinearRegressor:
+    def fit(self, x: Array, y: Array) -> LinearRegressor:
         x = np.asarray(x, dtype=np.float64)
         design = np.column_stack([x, np.ones(len(x))])
         solution = np.linalg.lstsq(design, np.asarray(y, dtype=np.float64), rcond=None)[0]
@@ -238,7 +239,7 @@ class _LinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return result
 
 
-class FlakyRegressor(_LinearRegressor):
+class FlakyRegressor(LinearRegressor):
     """Raises ValueError when any instance's first feature exceeds `threshold`."""
 
     def __init__(self, threshold: float = 0.05) -> None:
@@ -253,7 +254,7 @@ class FlakyRegressor(_LinearRegressor):
         return super().predict(x)
 
 
-class SlowRegressor(_LinearRegressor):
+class SlowRegressor(LinearRegressor):
     """Sleeps `delay_ms` in every predict call, then predicts."""
 
     def __init__(self, delay_ms: float = 50.0) -> None:
