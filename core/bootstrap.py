@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.ports import ArtifactStore, CodeHost, Monitor, Notifier, Registry, Serving
-from core.spec import Settings, SpecError, load_yaml, parse_settings, read_text_file
+from core.ports import Ports
+from core.spec import SpecError, load_yaml, parse_settings, read_text_file
 from core.store import Store
+from core.workspace import Workspace
 
 if TYPE_CHECKING:
     from core.service import Service
@@ -44,38 +44,6 @@ worker:
 
 class WorkspaceError(Exception):
     """The workspace is missing or unusable."""
-
-
-@dataclass(frozen=True)
-class Workspace:
-    home: Path
-    settings: Settings
-
-    @property
-    def buckets(self) -> Path:
-        return self.home / "buckets"
-
-    @property
-    def repo(self) -> Path:
-        return self.home / "repo"
-
-    @property
-    def scratch(self) -> Path:
-        """This process's scratch folder, `<home>/tmp/<host>-<pid>` (created on first use,
-        removed at a normal exit; `core.isolation.sweep_scratch` removes a killed one's)."""
-        from core.isolation import process_scratch
-
-        return process_scratch(self.home)
-
-
-@dataclass
-class Ports:
-    registry: Registry
-    artifacts: ArtifactStore
-    codehost: CodeHost
-    serving: Serving
-    monitor: Monitor
-    notifier: Notifier
 
 
 class SilentNotifier:

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.bootstrap import Ports, Workspace
 from core.checks import check_endpoint, fetch_checked
 from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, iso
 from core.layout import (
@@ -27,7 +26,7 @@ from core.layout import (
     variant_name,
 )
 from core.plan import Action
-from core.ports import Change, EndpointConfig, InvalidInput, PortError, Variant
+from core.ports import Change, EndpointConfig, InvalidInput, PortError, Ports, Variant
 from core.spec import Alarms, Replay, Shadow
 from core.store import Store
 from core.traffic import (
@@ -41,6 +40,7 @@ from core.traffic import (
     without_shadow,
 )
 from core.usage import code_sites
+from core.workspace import Workspace
 
 
 @dataclass(frozen=True)

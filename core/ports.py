@@ -9,6 +9,7 @@ calling it twice with the same arguments leaves the same state as once.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -261,3 +262,16 @@ class Notifier(Protocol):
     """Tells people how a deployment is going (Slack thread; nothing locally)."""
 
     def deployment_changed(self, deployment: dict[str, Any], message: str) -> None: ...
+
+
+# ---------------------------------------------------------------- all of them
+
+
+@dataclass
+class Ports:
+    registry: Registry
+    artifacts: ArtifactStore
+    codehost: CodeHost
+    serving: Serving
+    monitor: Monitor
+    notifier: Notifier

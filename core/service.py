@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from core.bootstrap import Ports, Workspace
 from core.checks import check_artifact, check_endpoint, check_files
 from core.domain import (
     AuditRecord,
@@ -29,7 +28,7 @@ from core.executor import read_replay
 from core.layout import ALARM_PREFIX, artifact_prefix, variant_name
 from core.machine import Abort, Approve, InvalidTransition, plan_of
 from core.names import InvalidName, check_actor, check_model
-from core.ports import InvalidInput, NotFound, PortError
+from core.ports import InvalidInput, NotFound, PortError, Ports
 from core.spec import (
     DeploymentSpec,
     Replay,
@@ -44,6 +43,7 @@ from core.store import Busy, Store, endpoint_lock, version_lock
 from core.traffic import live_weight
 from core.usage import alarm_sites, artifact_sites, code_sites, endpoint_sites, registry_site
 from core.worker import Progress, Worker
+from core.workspace import Workspace
 
 
 class ServiceError(Exception):

@@ -19,13 +19,13 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from core.bootstrap import Ports, Workspace
 from core.domain import AuditRecord, Command, Deployment, DeploymentState, iso, utcnow
 from core.executor import Done, Executor, NotYet
 from core.isolation import sweep_scratch
 from core.machine import Event, Failed, Start, Succeeded, Waiting, decide
-from core.ports import PortError, TransientError
+from core.ports import PortError, Ports, TransientError
 from core.store import Conflict, Store
+from core.workspace import Workspace
 
 log = logging.getLogger("mmm.worker")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.e2e.conftest import Workspace
+from tests.e2e.conftest import SPEED_BLIND, Workspace
 from tests.e2e.test_rollback import control_plane  # noqa: F401  (fixture)
 from tests.support.models import sample_instances
 
@@ -25,6 +25,7 @@ def shadow_file(tmp: Path, **strategy: object) -> Path:
     spec = {
         "endpoint": "churn-scorer",
         "strategy": {"kind": "shadow", "min_samples": 500, **strategy},
+        "analysis": SPEED_BLIND,
     }
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -72,6 +73,7 @@ def test_shifted_shadow_fails_and_leaves_production_untouched(
 
 def test_live_shadow_against_whatever_serves_with_no_extra_configuration(
     ws: Workspace,
+    tmp_path: Path,
     control_plane: str,  # noqa: F811
 ) -> None:
     url = control_plane
@@ -79,14 +81,8 @@ def test_live_shadow_against_whatever_serves_with_no_extra_configuration(
     first = ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer", "--detach").out.strip()
     ws.ok("status", first, "--wait", "--timeout", "120")
     ws.register()
-    d = ws.ok(
-        "deploy",
-        "churn",
-        "2",
-        "--strategy",
-        "shadow",
-        "--detach",  # the endpoint it serves on
-    ).out.strip()
+    # no traffic source: the shadow mirrors whatever live traffic the endpoint gets
+    d = ws.ok("deploy", "churn", "2", "-f", str(shadow_file(tmp_path)), "--detach").out.strip()
     # wait for the shadow to be attached, then send live traffic
     for _ in range(600):
         state = ws.ok("status", d, "--json").json()

@@ -11,8 +11,9 @@ import yaml
 
 from core.adapters.local.artifacts import LocalArtifactStore
 from core.adapters.local.registry import LocalRegistry
-from core.bootstrap import Ports, SilentNotifier, load_workspace
+from core.bootstrap import SilentNotifier, load_workspace
 from core.domain import Library
+from core.ports import Ports
 from core.service import Service
 from core.store.sqlite import SqliteStore
 from tests.support.fakes import RecordingCodeHost, RecordingMonitor, RecordingServing

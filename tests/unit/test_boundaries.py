@@ -39,3 +39,48 @@ def test_cli_starts_without_model_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _top_level_core_imports(path: Path) -> set[str]:
+    """Modules of core/ that `path` depends on: imports at module level, for type checking
+    too, but not inside functions (the composition root builds what it needs there);
+    `from core.pkg import mod` names `core.pkg.mod` too."""
+    names: set[str] = set()
+    body = ast.parse(path.read_text()).body
+    for node in [*body, *(n for b in body if isinstance(b, ast.If) for n in b.body)]:
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith("core.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.startswith("core."):
+                names.add(node.module)
+                names |= {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_core_modules_import_each_other_in_one_direction() -> None:
+    modules = {}
+    for p in (ROOT / "core").rglob("*.py"):
+        parts = p.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = _top_level_core_imports(p)
+    for name, deps in modules.items():  # `from core.pkg import mod`: the module, not the package
+        submodules = {d for d in deps if d in modules and d.rpartition(".")[0] in deps}
+        modules[name] = {d for d in deps if d in modules} - {
+            d.rpartition(".")[0] for d in submodules
+        }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(modules.get(name, ())):
+            if state.get(dep) == 1:
+                cycles.append(path[path.index(dep) :] + [dep])
+            elif dep not in state:
+                visit(dep, [*path, dep])
+        state[name] = 2
+
+    for name in sorted(modules):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
