@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from core.notify import SilentNotifier
 from core.ports import Ports
 from core.spec import SpecError, load_yaml, parse_settings, read_text_file
 from core.store import Store
@@ -44,13 +45,6 @@ worker:
 
 class WorkspaceError(Exception):
     """The workspace is missing or unusable."""
-
-
-class SilentNotifier:
-    """The embedded default: the event history is the notification (the dashboard reads it)."""
-
-    def deployment_changed(self, deployment: dict[str, Any], message: str) -> None:
-        return None
 
 
 def init_workspace(home: Path) -> tuple[Workspace, bool]:
@@ -109,7 +103,7 @@ def build_ports(ws: Workspace) -> Ports:
         registry=LocalRegistry(ws.home / "registry"),
         artifacts=artifacts,
         # Checkouts of the application (with its golden data) go to the workspace's scratch.
-        codehost=LocalGitCodeHost(ws.repo, scratch=lambda: ws.scratch),
+        codehost=LocalGitCodeHost(ws.repo, scratch=lambda: ws.scratch, runs=ws.home / "checks"),
         serving=LocalServing(ws.home, resolve=artifacts.local_path),
         monitor=LocalMonitor(ws.home),
         notifier=SilentNotifier(),
@@ -125,6 +119,7 @@ def build_service(home: Path, actor: str, ports: Ports | None = None) -> Service
 
 __all__ = [
     "Ports",
+    "SilentNotifier",
     "SpecError",
     "Workspace",
     "WorkspaceError",

@@ -1,4 +1,5 @@
-"""Typed records of the domain: model versions, deployments, events, usage sites.
+"""Typed records of the domain: model versions, deployments, the facts a deployment learns,
+usage sites (its events are in `core.events`).
 
 Everything here is data. Deciding what happens next lives in `core.machine`;
 saving lives in `core.store`.
@@ -6,13 +7,18 @@ saving lives in `core.store`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic validates typing's TypedDict from 3.12 only
 
-from core.spec import DeploymentSpec
+from core.events import DeploymentEvent, Sparse
+from core.spec import DeploymentSpec, Gate
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -168,6 +174,90 @@ class JournalEntry(BaseModel):
     undone: bool = False
 
 
+# ---------------------------------------------------------------- facts learnt on the way
+
+
+class EndpointFact(TypedDict):
+    """An endpoint a deployment changes, as it was last seen or written."""
+
+    name: str
+    region: str
+    config: dict[str, Any] | None  # a core.ports.EndpointConfig dump; None: no endpoint there
+
+
+class AlarmSet(TypedDict):
+    """Alarms made for one variant in one region, with what they were made with (to remake them)."""
+
+    endpoint: str
+    region: str
+    variant: str
+    names: list[str]
+    thresholds: dict[str, Any]  # core.spec.Alarms
+
+
+class StepProgress(Sparse):
+    """How far a long step (a bake, a collection) has got, between two looks at it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    started: str | None = None  # ISO time of the first look
+    samples: int | None = None  # collect: paired predictions so far
+    target: int | None = None  # collect: paired predictions wanted
+
+
+class MissingFact(LookupError):
+    """A step needs a fact that the steps before it should have learnt."""
+
+
+def known(value: T | None, name: str) -> T:
+    if value is None:
+        raise MissingFact(f"no {name} learnt yet")
+    return value
+
+
+class Facts(Sparse):
+    """What a deployment learns on the way (mostly from its commands' results), that later
+    steps and their undo read."""
+
+    # Unknown keys are kept (extra="allow"), not refused: a record saved by a newer release
+    # may hold facts this one does not know, and a worker of this release saving it back must
+    # not lose them (old and new workers share a store during an upgrade). Facts from a command
+    # go through `merged()`, which refuses them: there, an undeclared key is a handler's typo.
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    versions: list[int] | None = None  # retirement: the versions it retires
+    library: Library | None = None
+    sha256: str | None = None
+    statuses: dict[str, str] = Field(default_factory=dict)  # version -> registry status
+    endpoints: list[EndpointFact] = Field(default_factory=list)
+    artifact_staging: str | None = None
+    golden_staging: str | None = None
+    artifact_production: str | None = None
+    change: dict[str, Any] | None = None  # a core.ports.Change dump: the pull request
+    alarms: list[AlarmSet] = Field(default_factory=list)
+    # the versions that drain_old took off their last endpoint (finalize archives them)
+    drained: list[int] = Field(default_factory=list)
+    gate: Gate | None = None  # the gate it waits at
+    collect_started: str | None = None
+    min_samples: int | None = None  # paired predictions an inconclusive analysis asked for
+    progress: dict[str, StepProgress] = Field(default_factory=dict)  # per step name
+    retire_alarms: list[AlarmSet] = Field(default_factory=list)
+    code_deletions: list[str] = Field(default_factory=list)
+    artifact_uris: list[str] = Field(default_factory=list)
+
+    def merged(self, learnt: Mapping[str, Any]) -> Facts:
+        """These facts updated with what a command learnt. Raises ValueError (pydantic's
+        ValidationError is one) on a key not declared here or a value of the wrong type."""
+        unknown = sorted(set(learnt) - set(Facts.model_fields))
+        if unknown:
+            raise ValueError(f"undeclared facts: {', '.join(unknown)}")
+        new = Facts.model_validate(learnt)
+        return self.model_copy(update={k: getattr(new, k) for k in learnt})
+
+
+# ---------------------------------------------------------------- deployments
+
+
 class Deployment(BaseModel):
     id: str
     kind: Kind = Kind.DEPLOY
@@ -184,13 +274,13 @@ class Deployment(BaseModel):
     created_at: str
     updated_at: str
     approvals: list[Approval] = Field(default_factory=list)
-    events: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[DeploymentEvent] = Field(default_factory=list)
     pending: list[Command] = Field(default_factory=list)
     journal: list[JournalEntry] = Field(default_factory=list)
     end_reason: EndReason | None = None
     error: str | None = None
     analysis: dict[str, Any] | None = None
-    context: dict[str, Any] = Field(default_factory=dict)  # facts learnt on the way
+    context: Facts = Field(default_factory=Facts)
     force: bool = False
     wake_at: str | None = None
     rev: int = 0  # optimistic concurrency: bumped by the store on every save
@@ -216,6 +306,38 @@ class Deployment(BaseModel):
             note += f"; `mmm abort {self.id}` ends it"
         return f"{note}; {self.error}" if self.error else note
 
+    @property
+    def waiting_at(self) -> str | None:
+        """The gate it waits at for an approval; None when it waits for none."""
+        gate = self.context.gate
+        return gate.value if gate and self.state is DeploymentState.WAITING_APPROVAL else None
+
+    @property
+    def blocked(self) -> str | None:
+        """Why nothing happens until a person acts, in one line; None when it moves on its own
+        (or has ended)."""
+        if not self.active:
+            return None
+        if self.damaged is not None:
+            return f"its record cannot be read as saved ({self.damaged})"
+        if self.state is DeploymentState.WAITING_APPROVAL:
+            return f"waiting for an approval at gate {self.waiting_at}"
+        return None
+
+    @property
+    def due_at(self) -> float | None:
+        """When (UNIX time) a worker should next look at it: 0.0 (now), at `wake_at`, or None:
+        never (ended, damaged, or waiting for a person with nothing pending)."""
+        if self.damaged is not None or not self.active:
+            return None
+        if not self.pending and self.state is not DeploymentState.QUEUED:
+            return None
+        return datetime.fromisoformat(self.wake_at).timestamp() if self.wake_at else 0.0
+
+    def due(self, now: float) -> bool:
+        due_at = self.due_at
+        return due_at is not None and due_at <= now
+
     def public(self) -> dict[str, Any]:
         """The deployment object of CONTRACT.md (plus a few extra keys)."""
         return {
@@ -234,13 +356,11 @@ class Deployment(BaseModel):
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "approvals": [a.model_dump() for a in self.approvals],
-            "events": list(self.events),
+            "events": [e.model_dump(mode="json") for e in self.events],
             "analysis": self.analysis,
             "error": self.shown_error,
             "end_reason": str(self.end_reason) if self.end_reason else None,
-            "waiting_at": self.context.get("gate")
-            if self.state is DeploymentState.WAITING_APPROVAL
-            else None,
+            "waiting_at": self.waiting_at,
         }
 
 

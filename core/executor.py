@@ -16,7 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from core.checks import check_endpoint, fetch_checked
-from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, iso
+from core.domain import (
+    Command,
+    Deployment,
+    EndpointFact,
+    Kind,
+    ModelVersion,
+    StepProgress,
+    VersionStatus,
+    iso,
+    known,
+)
+from core.events import AnalysisDone
 from core.layout import (
     ALARM_PREFIX,
     artifact_key,
@@ -51,14 +62,13 @@ class Done:
 @dataclass(frozen=True)
 class NotYet:
     until: datetime
-    progress: dict[str, Any] = field(default_factory=dict)
+    progress: StepProgress | None = None
 
 
 Outcome = Done | NotYet
 Handler = Callable[[Deployment, Command], Outcome]
 
-# An endpoint entry in a deployment's context: {"name", "region", "config": dict | None}
-EndpointEntry = dict[str, Any]
+EndpointEntry = EndpointFact
 
 
 def _load(raw: dict[str, Any] | None) -> EndpointConfig | None:
@@ -125,15 +135,15 @@ class Executor:
         return self.ports.registry.get(d.model, d.version)
 
     def _versions(self, d: Deployment) -> list[int]:
-        return [int(v) for v in d.context.get("versions", [d.version])]
+        return d.context.versions or [d.version]
 
     def _candidate(self, d: Deployment) -> Variant:
         return Variant(
             name=variant_name(d.model, d.version),
             model=d.model,
             version=d.version,
-            library=d.context["library"],
-            artifact=d.context["artifact_production"],
+            library=known(d.context.library, "library"),
+            artifact=known(d.context.artifact_production, "artifact_production"),
             weight=0,
         )
 
@@ -180,14 +190,16 @@ class Executor:
     def _open_change(self, d: Deployment, cmd: Command) -> Outcome:
         from core.codegen.render import CodegenContext, render_change
 
-        golden_uri = d.context.get("golden_staging")
+        golden_uri = d.context.golden_staging
         golden = self.ports.artifacts.local_path(golden_uri).read_text() if golden_uri else None
         ctx = CodegenContext(
             endpoint=d.endpoint,
             model=d.model,
             version=d.version,
-            library=d.context["library"],
-            artifact_uri=str(self.ports.artifacts.local_path(d.context["artifact_staging"])),
+            library=known(d.context.library, "library"),
+            artifact_uri=str(
+                self.ports.artifacts.local_path(known(d.context.artifact_staging, "artifact"))
+            ),
             golden_cases_jsonl=golden,
             spec=d.spec,
             deployment_id=d.id,
@@ -208,11 +220,16 @@ class Executor:
         )
 
     def _change(self, d: Deployment) -> Change:
-        return Change.model_validate(d.context["change"])
+        return Change.model_validate(known(d.context.change, "change"))
 
     def _run_checks(self, d: Deployment, cmd: Command) -> Outcome:
-        res = self.ports.codehost.run_checks(self._change(d))
+        res = self.ports.codehost.checks(self._change(d))
+        if res is None:  # running: look again soon, without holding the worker meanwhile
+            return NotYet(self._look_again())
         return Done({"passed": res.passed, "summary": res.summary})
+
+    def _look_again(self) -> datetime:
+        return self.clock() + timedelta(seconds=max(0.2, self.ws.settings.worker.poll_s))
 
     def _merge_change(self, d: Deployment, cmd: Command) -> Outcome:
         merged = self.ports.codehost.merge(self._change(d))
@@ -232,7 +249,7 @@ class Executor:
     # ------------------------------------------------------------ artifacts, registry
 
     def _copy_artifact(self, d: Deployment, cmd: Command) -> Outcome:
-        staging = d.context["artifact_staging"]
+        staging = known(d.context.artifact_staging, "artifact_staging")
         name = staging.rsplit("/", 1)[-1]
         uri = self.ports.artifacts.copy(staging, "production", self._stage_key(d, name))
         return Done(
@@ -255,16 +272,14 @@ class Executor:
         return Done({"summary": f"kept {len(kept)} still in use" if kept else "deleted"})
 
     def _set_status(self, d: Deployment, cmd: Command) -> Outcome:
-        before: dict[str, str] = dict(d.context.get("statuses", {}))
+        before = dict(d.context.statuses)
         if "statuses" in cmd.args:  # an undo: put back what was there
             wanted = {k: str(v) for k, v in cmd.args["statuses"].items()}
         else:
             wanted = {str(v): cmd.args["status"] for v in self._versions(d)}
             if cmd.args["status"] == VersionStatus.PRODUCTION.value:
                 # the versions it replaced serve nowhere now: archived until retired
-                wanted |= {
-                    str(v): VersionStatus.ARCHIVED.value for v in d.context.get("drained", [])
-                }
+                wanted |= {str(v): VersionStatus.ARCHIVED.value for v in d.context.drained}
         for version, status in wanted.items():
             self.ports.registry.set_status(
                 d.model, int(version), VersionStatus(status), d.requested_by
@@ -302,7 +317,7 @@ class Executor:
         """What the step reads live and what it will write, per endpoint it targets."""
         action = Action(cmd.action)
         entries = []
-        for target in d.context.get("endpoints", []):
+        for target in d.context.endpoints:
             name, region = target["name"], target["region"]
             read = _entry(name, region, self.ports.serving.get_endpoint(name, region))
             wrote = _dump(self._desired(d, action, cmd.args, read))
@@ -346,7 +361,7 @@ class Executor:
             if v.model == d.model and v.weight > 0
         }
         drained = sorted(versions - still_serving)
-        statuses = dict(d.context.get("statuses", {}))
+        statuses = dict(d.context.statuses)
         for version in drained:
             statuses[str(version)] = self.ports.registry.get(d.model, version).status.value
         return {"drained": drained, "statuses": statuses}
@@ -401,16 +416,16 @@ class Executor:
             )
         return Done({"summary": "alarms restored"})
 
-    def _progress(self, d: Deployment, cmd: Command) -> dict[str, Any]:
-        step = cmd.key.split("/", 2)[-1]
-        return dict(d.context.get("progress", {}).get(step, {}))
+    def _started(self, d: Deployment, cmd: Command, now: datetime) -> datetime:
+        """When the long step `cmd` was first looked at (`now`, at the first look)."""
+        progress = d.context.progress.get(cmd.key.split("/", 2)[-1])
+        return datetime.fromisoformat(progress.started) if progress and progress.started else now
 
     def _bake(self, d: Deployment, cmd: Command) -> Outcome:
         now = self.clock()
-        progress = self._progress(d, cmd)
-        started = datetime.fromisoformat(progress["started"]) if "started" in progress else now
+        started = self._started(d, cmd, now)
         fired = []
-        for entry in d.context.get("alarms", []):
+        for entry in d.context.alarms:
             for state in self.ports.monitor.evaluate(
                 entry["names"], entry["region"], since=started.timestamp()
             ):
@@ -425,7 +440,7 @@ class Executor:
                 {"fired": [], "summary": f"baked {seconds:g}s at {cmd.args['percent']}%, no alarm"}
             )
         poll = max(0.2, min(5.0, seconds / 20))
-        return NotYet(min(end, now + timedelta(seconds=poll)), {"started": iso(started)})
+        return NotYet(min(end, now + timedelta(seconds=poll)), StepProgress(started=iso(started)))
 
     # ------------------------------------------------------------ shadow
 
@@ -456,15 +471,14 @@ class Executor:
                 self.ports.serving.replay(d.endpoint, region, inputs)
             samples = len(self._pairs(d))
             return Done({"samples": samples, "summary": f"{samples} paired predictions (replayed)"})
-        progress = self._progress(d, cmd)
         now = self.clock()
-        target = int(d.context.get("min_samples") or strategy.min_samples)
+        target = d.context.min_samples or strategy.min_samples
         samples = len(self._pairs(d))
-        started = datetime.fromisoformat(progress["started"]) if "started" in progress else now
-        progress.update({"started": iso(started), "samples": samples, "target": target})
+        started = self._started(d, cmd, now)
+        progress = StepProgress(started=iso(started), samples=samples, target=target)
         if samples >= target or now >= started + timedelta(seconds=strategy.max_wait_s):
             return Done({"samples": samples, "summary": f"{samples} paired predictions"})
-        return NotYet(now + timedelta(seconds=max(0.5, self.ws.settings.worker.poll_s)), progress)
+        return NotYet(max(now + timedelta(seconds=0.5), self._look_again()), progress)
 
     def _analyze(self, d: Deployment, cmd: Command) -> Outcome:
         from core.analysis import PairedSample, analyze, render_text
@@ -483,7 +497,7 @@ class Executor:
             except ValueError as exc:
                 raise InvalidInput(f"captured predictions cannot be analysed: {exc}") from None
             # Each new look at an inconclusive shadow spends less alpha (see docs/analysis.md).
-            look = 1 + sum(1 for e in d.events if e.get("type") == "analysis")
+            look = 1 + sum(1 for e in d.events if isinstance(e, AnalysisDone))
             result = analyze(sample, d.spec.analysis, look=look)
             verdict = result.to_public()
             verdict["text"] = render_text(sample, result)  # for terminals and chat
@@ -563,7 +577,7 @@ class Executor:
                 or past.version not in versions
             ):
                 continue
-            for entry in past.context.get("alarms", []):
+            for entry in past.context.alarms:
                 names = [n for n in entry["names"] if n in existing]
                 if names:
                     entries.append({**entry, "names": names})
@@ -601,19 +615,21 @@ class Executor:
         return paths
 
     def _remove_alarms(self, d: Deployment, cmd: Command) -> Outcome:
-        entries = d.context.get("retire_alarms", [])
+        entries = d.context.retire_alarms
         for entry in entries:
             self.ports.monitor.delete_alarms(entry["names"], entry["region"])
         return Done({"removed": entries, "summary": f"{len(entries)} alarm set(s) removed"})
 
     def _remove_code(self, d: Deployment, cmd: Command) -> Outcome:
-        deletions = d.context.get("code_deletions", [])
+        deletions = d.context.code_deletions
         if not deletions:
             return Done({"summary": "no generated code on main"})
         change = self.ports.codehost.open_change(
             d.id, {}, deletions, f"Retire {d.model} ({', '.join(deletions)})", d.requested_by
         )
-        checks = self.ports.codehost.run_checks(change)
+        checks = self.ports.codehost.checks(change)
+        if checks is None:  # the change is reopened as it is on the next look: same head
+            return NotYet(self._look_again())
         if not checks.passed:
             self.ports.codehost.revert(change, d.requested_by)
             raise PortError(f"checks fail once the generated code is removed: {checks.summary}")
@@ -626,7 +642,7 @@ class Executor:
     def _trash_artifacts(self, d: Deployment, cmd: Command) -> Outcome:
         # Moved, not deleted, until the retirement ends: an abort can put them back.
         moves = []
-        for uri in d.context.get("artifact_uris", []):
+        for uri in d.context.artifact_uris:
             trash = self.ports.artifacts.uri("trash", self._trash_key(d, uri))
             if self.ports.artifacts.exists(uri):
                 self.ports.artifacts.copy(uri, "trash", self._trash_key(d, uri))

@@ -11,10 +11,9 @@ journal is undone in reverse, one command at a time, and the deployment ends
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.domain import (
     Approval,
@@ -26,7 +25,23 @@ from core.domain import (
     Kind,
     Phase,
     Stage,
+    StepProgress,
     iso,
+)
+from core.events import (
+    AbortRequested,
+    AlarmFired,
+    AnalysisDone,
+    Approved,
+    DeploymentEvent,
+    Finished,
+    Started,
+    StepFailed,
+    StepStarted,
+    StepSucceeded,
+    UndoStarted,
+    UndoStep,
+    WaitingApproval,
 )
 from core.plan import Action, Step, deploy_plan, retire_plan
 from core.spec import Gate, Shadow
@@ -34,21 +49,6 @@ from core.spec import Gate, Shadow
 
 class InvalidTransition(ValueError):
     """The event does not apply to the deployment in its current state."""
-
-
-class EventType(StrEnum):
-    STARTED = "started"
-    STEP_STARTED = "step_started"
-    STEP_SUCCEEDED = "step_succeeded"
-    STEP_FAILED = "step_failed"
-    WAITING_APPROVAL = "waiting_approval"
-    APPROVED = "approved"
-    ABORT_REQUESTED = "abort_requested"
-    ALARM = "alarm"
-    ANALYSIS = "analysis"
-    UNDO_STARTED = "undo_started"
-    UNDO_STEP = "undo_step"
-    FINISHED = "finished"
 
 
 # ---------------------------------------------------------------- events
@@ -79,7 +79,7 @@ class Waiting(Event):
 
     command: Command
     until: datetime
-    progress: dict[str, Any] = Field(default_factory=dict)
+    progress: StepProgress | None = None
 
 
 class Approve(Event):
@@ -120,16 +120,16 @@ def decide(d: Deployment, ev: Event) -> tuple[Deployment, list[Command]]:
     raise InvalidTransition(f"unknown event {type(ev).__name__}")
 
 
-def _log(d: Deployment, at: datetime, type_: EventType, **detail: Any) -> None:
-    d.events.append({"at": iso(at), "type": type_.value, **detail})
-    d.updated_at = iso(at)
+def _log(d: Deployment, event: DeploymentEvent) -> None:
+    d.events.append(event)
+    d.updated_at = event.at
 
 
 def _start(d: Deployment, ev: Start) -> tuple[Deployment, list[Command]]:
     if d.state is not DeploymentState.QUEUED:
         raise InvalidTransition(f"{d.id} has already started ({d.state})")
     d.state = DeploymentState.RUNNING
-    _log(d, ev.at, EventType.STARTED)
+    _log(d, Started(at=iso(ev.at)))
     return _enter(d, 0, ev.at)
 
 
@@ -147,7 +147,7 @@ def _enter(d: Deployment, index: int, at: datetime) -> tuple[Deployment, list[Co
         d.stage = Stage.DONE
         d.state = DeploymentState.SUCCEEDED
         d.pending = []
-        _log(d, at, EventType.FINISHED, state=d.state.value)
+        _log(d, Finished(at=iso(at), state=d.state.value))
         return d, []
     step = plan[index]
     d.step = index
@@ -157,15 +157,15 @@ def _enter(d: Deployment, index: int, at: datetime) -> tuple[Deployment, list[Co
     d.state = DeploymentState.RUNNING
     cmd = _issue(d, step.action, step.name, dict(step.args))
     d.pending = [cmd]
-    _log(d, at, EventType.STEP_STARTED, step=step.name, stage=step.stage.value)
+    _log(d, StepStarted(at=iso(at), step=step.name, stage=step.stage.value))
     return d, [cmd]
 
 
 def _wait_at_gate(d: Deployment, gate: Gate, at: datetime) -> tuple[Deployment, list[Command]]:
     d.state = DeploymentState.WAITING_APPROVAL
     d.pending = []
-    d.context["gate"] = gate.value
-    _log(d, at, EventType.WAITING_APPROVAL, gate=gate.value)
+    d.context.gate = gate
+    _log(d, WaitingApproval(at=iso(at), gate=gate.value))
     return d, []
 
 
@@ -192,7 +192,7 @@ def _succeeded(d: Deployment, ev: Succeeded) -> tuple[Deployment, list[Command]]
         d.journal = [
             e.model_copy(update={"undone": True}) if e is undo_of else e for e in d.journal
         ]
-        _log(d, ev.at, EventType.UNDO_STEP, step=_step_name(undo_of.key), action=cmd.action)
+        _log(d, UndoStep(at=iso(ev.at), step=_step_name(undo_of.key), action=cmd.action))
         return _next_undo(d, ev.at)
     if any(e.key == cmd.key for e in d.journal) or (not was_pending and d.state.terminal):
         return d, list(d.pending)  # a duplicate, or too late to matter
@@ -210,27 +210,40 @@ def _step_name(key: str) -> str:
     return key.split("/", 2)[-1]
 
 
+def _first_line(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)
+
+
 def _after_step(d: Deployment, cmd: Command, ev: Succeeded) -> tuple[Deployment, list[Command]]:
     """Read a forward step's result and decide where to go."""
     action = Action(cmd.action)
     result = ev.result
     summary = result.get("summary")
     step = _step_name(cmd.key)
-    d.context.update(result.get("facts", {}))
+    at = iso(ev.at)
+    try:
+        d.context = d.context.merged(result.get("facts", {}))
+    except ValueError as exc:
+        # A handler's bug: undo what was done rather than stop the deployment where it is.
+        error = f"its result cannot be used: {_first_line(exc)}"
+        _log(d, StepFailed(at=at, step=step, error=error))
+        return _begin_undo(d, EndReason.ERROR, f"{step}: {error}", ev.at)
     if action is Action.RUN_CHECKS and not result.get("passed", False):
-        _log(d, ev.at, EventType.STEP_FAILED, step=step, error=f"checks failed: {summary}")
+        _log(d, StepFailed(at=at, step=step, error=f"checks failed: {summary}"))
         return _begin_undo(d, EndReason.ERROR, f"golden-data checks failed: {summary}", ev.at)
-    _log(d, ev.at, EventType.STEP_SUCCEEDED, step=step, **({"summary": summary} if summary else {}))
+    _log(d, StepSucceeded(at=at, step=step, summary=summary or None))
     if action is Action.BAKE and result.get("fired"):
-        first = result["fired"][0]
-        _log(d, ev.at, EventType.ALARM, **first)
+        alarm = AlarmFired(at=at, **result["fired"][0])
+        _log(d, alarm)
         message = (
-            f"alarm {first['name']} fired: {first['metric']} {first['value']:.4g} "
-            f"> {first['threshold']:.4g}"
+            f"alarm {alarm.name} fired: {alarm.metric} {alarm.value:.4g} > {alarm.threshold:.4g}"
         )
         return _begin_undo(d, EndReason.ALARM, message, ev.at)
     elif action is Action.COLLECT:
-        d.context["collect_started"] = d.context.get("collect_started") or iso(ev.at)
+        d.context.collect_started = d.context.collect_started or at
     elif action is Action.ANALYZE:
         return _after_analysis(d, result, ev.at)
     return _enter(d, d.step + 1, ev.at)
@@ -242,7 +255,7 @@ def _after_analysis(
     verdict = result.get("analysis", {})
     d.analysis = verdict
     kind = verdict.get("verdict")
-    _log(d, at, EventType.ANALYSIS, verdict=kind, summary=verdict.get("summary", ""))
+    _log(d, AnalysisDone(at=iso(at), verdict=kind, summary=verdict.get("summary", "")))
     if kind == "pass":
         return _enter(d, d.step + 1, at)
     if kind == "fail":
@@ -250,13 +263,13 @@ def _after_analysis(
         return _begin_undo(d, EndReason.ANALYSIS_FAILED, reason, at)
     strategy = d.spec.strategy
     assert isinstance(strategy, Shadow)
-    started = datetime.fromisoformat(d.context.get("collect_started") or iso(at))
+    started = datetime.fromisoformat(d.context.collect_started or iso(at))
     needed = verdict.get("needed_samples")
     live = strategy.traffic == "live"  # a replay file has nothing more to give
     if live and at < started + timedelta(seconds=strategy.max_wait_s) and needed:
         # Inconclusive: collect until the analysis says it has enough, then look again.
         # never ask for what is already there: the same data would give the same answer
-        d.context["min_samples"] = max(int(needed), int(verdict.get("samples") or 0) + 1)
+        d.context.min_samples = max(int(needed), int(verdict.get("samples") or 0) + 1)
         collect = next(i for i, s in enumerate(plan_of(d)) if s.action is Action.COLLECT)
         return _enter(d, collect, at)
     # Out of time, out of replayed inputs, or no estimate of what would settle it: a person decides.
@@ -275,12 +288,12 @@ def _failed(d: Deployment, ev: Failed) -> tuple[Deployment, list[Command]]:
             f"undo of {_step_name(undo_of.key)} failed: {ev.error}; "
             f"still to undo by hand: {', '.join(reversed(left))}"
         )
-        _log(d, ev.at, EventType.STEP_FAILED, step=_step_name(cmd.key), error=ev.error)
-        _log(d, ev.at, EventType.FINISHED, state=d.state.value)
+        _log(d, StepFailed(at=iso(ev.at), step=_step_name(cmd.key), error=ev.error))
+        _log(d, Finished(at=iso(ev.at), state=d.state.value))
         return d, []
     if not was_pending:
         return d, list(d.pending)  # a stale failure of a command no longer wanted
-    _log(d, ev.at, EventType.STEP_FAILED, step=_step_name(cmd.key), error=ev.error)
+    _log(d, StepFailed(at=iso(ev.at), step=_step_name(cmd.key), error=ev.error))
     if d.phase is Phase.COMPENSATING:
         return _next_undo(d, ev.at)
     return _begin_undo(d, EndReason.ERROR, f"{_step_name(cmd.key)}: {ev.error}", ev.at)
@@ -290,20 +303,20 @@ def _waiting(d: Deployment, ev: Waiting) -> tuple[Deployment, list[Command]]:
     if not any(c.key == ev.command.key for c in d.pending):
         return d, list(d.pending)
     d.wake_at = iso(ev.until)
-    if ev.progress:
-        d.context.setdefault("progress", {})[_step_name(ev.command.key)] = ev.progress
+    if ev.progress is not None:
+        d.context.progress[_step_name(ev.command.key)] = ev.progress
     return d, list(d.pending)
 
 
 def _approve(d: Deployment, ev: Approve) -> tuple[Deployment, list[Command]]:
     if d.state is not DeploymentState.WAITING_APPROVAL:
         raise InvalidTransition(f"{d.id} is not waiting for approval (it is {d.state})")
-    gate = str(d.context.get("gate"))
+    gate = str(d.waiting_at)
     if ev.gate is not None and ev.gate != gate:
         raise InvalidTransition(f"{d.id} waits at gate {gate}, not {ev.gate}")
     d.approvals.append(Approval(by=ev.by, at=iso(ev.at), gate=gate))
-    _log(d, ev.at, EventType.APPROVED, by=ev.by, gate=gate)
-    d.context.pop("gate", None)
+    _log(d, Approved(at=iso(ev.at), by=ev.by, gate=gate))
+    d.context.gate = None
     return _enter(d, d.step + 1, ev.at)
 
 
@@ -312,7 +325,7 @@ def _abort(d: Deployment, ev: Abort) -> tuple[Deployment, list[Command]]:
         raise InvalidTransition(f"{d.id} has already ended ({d.state})")
     if d.phase is Phase.COMPENSATING:
         raise InvalidTransition(f"{d.id} is already being undone ({d.end_reason})")
-    _log(d, ev.at, EventType.ABORT_REQUESTED, by=ev.by, reason=ev.reason or "")
+    _log(d, AbortRequested(at=iso(ev.at), by=ev.by, reason=ev.reason or ""))
     return _begin_undo(
         d, EndReason.ABORTED, f"aborted by {ev.by}" + (f": {ev.reason}" if ev.reason else ""), ev.at
     )
@@ -324,9 +337,9 @@ def _begin_undo(
     d.phase = Phase.COMPENSATING
     d.end_reason = reason
     d.error = message
-    d.context.pop("gate", None)
+    d.context.gate = None
     d.state = DeploymentState.RUNNING
-    _log(d, at, EventType.UNDO_STARTED, reason=reason.value, message=message)
+    _log(d, UndoStarted(at=iso(at), reason=reason.value, message=message))
     # A wait (a bake, a collection, an analysis) changes nothing: stop it, do not wait it out.
     d.pending = [c for c in d.pending if Action(c.action) not in _ONLY_WATCHES]
     if d.pending:
@@ -346,7 +359,7 @@ def _next_undo(d: Deployment, at: datetime) -> tuple[Deployment, list[Command]]:
     d.pending = []
     d.state = d.end_reason.final_state
     d.stage = Stage.DONE
-    _log(d, at, EventType.FINISHED, state=d.state.value)
+    _log(d, Finished(at=iso(at), state=d.state.value))
     return d, []
 
 

@@ -4,6 +4,12 @@ Every adapter raises only the errors below. `TransientError` means "try the
 same call again later" (the worker retries it with backoff); any other
 `PortError` is final for that command. Every mutating call is idempotent:
 calling it twice with the same arguments leaves the same state as once.
+
+Nothing here waits on the outside world: work that takes long (checks on a
+change, an endpoint update) is started by one call and looked at by the next
+(`CodeHost.checks` returns None until done), so a worker's command stays far
+shorter than its lease and a slow system never holds a worker. The worker
+renews the lease while a command runs all the same (core.worker.LeaseKeeper).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.domain import Library, ModelVersion, VersionStatus
+from core.domain import Deployment, Library, ModelVersion, VersionStatus
+from core.feed import FeedEntry
 from core.spec import Alarms
 
 
@@ -128,8 +135,11 @@ class CodeHost(Protocol):
         """Commit `files` (and remove `deletions`) on a branch; reuses an open change of that id."""
         ...
 
-    def run_checks(self, change: Change) -> CheckResult:
-        """Run the repository's tests on the change, in a clean checkout."""
+    def checks(self, change: Change) -> CheckResult | None:
+        """The result of the repository's tests on the change's head; None while they run.
+        Never waits: the first call starts them (once per head, however many callers in
+        however many processes ask), later calls look; checks whose runner died are
+        started again."""
         ...
 
     def merge(self, change: Change) -> Change:
@@ -259,9 +269,17 @@ class Monitor(Protocol):
 
 
 class Notifier(Protocol):
-    """Tells people how a deployment is going (Slack thread; nothing locally)."""
+    """Tells people how deployments go (a Slack message per deployment, updated in place, and
+    its thread); fed by the change feed (core.notify), never inside a worker's lease."""
 
-    def deployment_changed(self, deployment: dict[str, Any], message: str) -> None: ...
+    def deliver(
+        self, entry: FeedEntry, deployment: Deployment, kept: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Tell of `entry` (`deployment` is the record as it is now). `kept` is what the last
+        delivery for this deployment returned (e.g. the channel and ts of its message); the
+        value returned is kept for the next one. May be called again with an entry it has
+        seen (at least once): be idempotent. Raise TransientError to be called again later."""
+        ...
 
 
 # ---------------------------------------------------------------- all of them

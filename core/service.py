@@ -24,10 +24,13 @@ from core.domain import (
     iso,
     utcnow,
 )
+from core.events import Created
 from core.executor import read_replay
+from core.feed import FeedEntry
 from core.layout import ALARM_PREFIX, artifact_prefix, variant_name
 from core.machine import Abort, Approve, InvalidTransition, plan_of
 from core.names import InvalidName, check_actor, check_model
+from core.notify import Notifications
 from core.ports import InvalidInput, NotFound, PortError, Ports
 from core.spec import (
     DeploymentSpec,
@@ -256,7 +259,7 @@ class Service:
             requested_by=self.actor,
             created_at=now,
             updated_at=now,
-            events=[{"at": now, "type": "created", "by": self.actor}],
+            events=[Created(at=now, by=self.actor)],
         )
 
     def deploy(
@@ -372,7 +375,7 @@ class Service:
             d,
             Approve(at=self.clock(), by=self.actor, gate=gate),
             "approve",
-            gate=d.context.get("gate"),
+            gate=d.waiting_at,
         )
 
     def abort(self, ref: str, reason: str | None = None) -> Deployment:
@@ -418,7 +421,7 @@ class Service:
                 )
         spec = DeploymentSpec(endpoint=None)
         d = self._draft(Kind.RETIRE, model, version or 0, "-", spec)
-        d.context["versions"] = versions
+        d.context.versions = versions
         d.force = force
         # Exclusive on the versions (no deployment of them meanwhile) and on every endpoint
         # they are on, like a deployment there: a rollout and a retirement never interleave.
@@ -469,6 +472,21 @@ class Service:
                     sites.append(site)
         return sites
 
+    # ------------------------------------------------------------ the change feed
+
+    def changes(self, since: int = 0, limit: int = 500) -> list[FeedEntry]:
+        """What changed after feed position `since`, in order (see core.feed)."""
+        return self.store.changes_since(since, limit)
+
+    def last_change(self) -> int:
+        """The newest feed position: a front end that starts now follows from here."""
+        return self.store.last_change()
+
+    def notifications(self) -> Notifications:
+        return Notifications(
+            self.store, self.ports.notifier, lease_s=self.ws.settings.worker.lease_s
+        )
+
     # ------------------------------------------------------------ running
 
     def worker(self, on_change: Progress | None = None) -> Worker:
@@ -485,8 +503,10 @@ class Service:
     def run(
         self, d: Deployment, on_change: Progress | None = None, timeout_s: float | None = None
     ) -> Deployment:
-        """Drive `d` in this process until it ends or waits for a person."""
-        return self.worker(on_change).drive(d.id, timeout_s)
+        """Drive `d` in this process until it ends or waits for a person (notifying as it goes,
+        as `mmm up` would)."""
+        with self.notifications().running():
+            return self.worker(on_change).drive(d.id, timeout_s)
 
     def wait(
         self,

@@ -10,17 +10,20 @@ between running a command and logging its result.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from core.domain import AuditRecord, Command, Deployment, DeploymentState, iso, utcnow
 from core.executor import Done, Executor, NotYet
+from core.feed import entry_between
 from core.isolation import sweep_scratch
 from core.machine import Event, Failed, Start, Succeeded, Waiting, decide
 from core.ports import PortError, Ports, TransientError
@@ -64,6 +67,9 @@ class Worker:
         self._crash_at = {p.strip() for p in os.environ.get(CRASH_ENV, "").split(",") if p.strip()}
         self.stopping = threading.Event()  # set: finish the command in hand, start no other
         self._skipped: set[str] = set()  # unreadable records already reported
+        self._keeper = LeaseKeeper(
+            self._lease, self.settings.lease_s / 3, lambda: self.clock().timestamp()
+        )
         sweep_scratch(ws.home)  # scratch of workers killed before they could clean up
 
     def _crash_point(self, cmd: Command, point: str) -> None:
@@ -73,29 +79,21 @@ class Worker:
     # ------------------------------------------------------------ state changes
 
     def apply(self, d: Deployment, ev: Event, audit: AuditRecord | None = None) -> Deployment:
-        """decide() and save, deciding again on a fresh copy whenever someone saved first."""
+        """decide() and save (with what changed, for the feed), deciding again on a fresh copy
+        whenever someone saved first. Nobody is notified here: notifications follow the feed
+        (core.notify), outside the lease."""
         while True:
             new, _ = decide(d, ev)
             try:
-                saved = self.store.save(new, audit)
+                saved = self.store.save(new, audit, entry_between(d, new))
             except Conflict:
                 fresh = self.store.get(d.id)
                 assert fresh is not None
                 d = fresh
                 continue
-            self._changed(d, saved)
+            if self.on_change is not None:
+                self.on_change(saved)
             return saved
-
-    def _changed(self, before: Deployment, after: Deployment) -> None:
-        if after.events[len(before.events) :]:
-            last = after.events[-1]
-            message = str(last.get("summary") or last.get("step") or last.get("type"))
-            try:
-                self.ports.notifier.deployment_changed(after.public(), message)
-            except Exception:  # a notification never stops a deployment
-                log.warning("notifier failed for %s", after.id, exc_info=True)
-        if self.on_change is not None:
-            self.on_change(after)
 
     # ------------------------------------------------------------ one command
 
@@ -109,7 +107,8 @@ class Worker:
         attempt = 0
         while True:
             try:
-                outcome = self.executor.run(d, cmd)
+                with self._keeper.holding(d.id):
+                    outcome = self.executor.run(d, cmd)
                 break
             except TransientError as exc:
                 attempt += 1
@@ -195,16 +194,18 @@ class Worker:
     # ------------------------------------------------------------ many deployments
 
     def run_once(self) -> int:
-        """Advance every deployment as far as it can go now; returns how many were advanced."""
-        self.store.heartbeat(self.name, time.time())
-        done: set[str] = set()
+        """Advance every deployment until it ends or waits for a person, waiting meanwhile for
+        what runs outside (checks, bakes, collections); returns how many were advanced."""
+        advanced: set[str] = set()
         while True:
-            due = [i for i in self.store.runnable(self.clock().timestamp()) if i not in done]
-            if not due:
-                return len(done)
-            for deployment_id in due:
-                self.advance(deployment_id)
-                done.add(deployment_id)
+            self.store.heartbeat(self.name, time.time())
+            for deployment_id in self.store.runnable(self.clock().timestamp()):
+                if self.advance(deployment_id) is not None:
+                    advanced.add(deployment_id)
+            waiting = [i for i in self.store.runnable(math.inf) if i not in self._skipped]
+            if not waiting:
+                return len(advanced)
+            self.sleep(self._idle())
 
     def run_forever(self, stop: threading.Event) -> None:
         self.stopping = stop
@@ -226,3 +227,47 @@ class Worker:
         if due is None:
             return self.settings.poll_s
         return max(0.0, min(self.settings.poll_s, due - self.clock().timestamp()))
+
+
+class LeaseKeeper:
+    """Renews the lease of the deployment whose command is running, every `every_s` of the
+    worker's clock, from a thread of its own: a command longer than the lease (a slow
+    registry, a large model to check) keeps it, so no other worker takes it over meanwhile."""
+
+    _TICK_S = 0.05  # how often the thread looks at the clock (real time)
+
+    def __init__(
+        self, renew: Callable[[str], bool], every_s: float, clock: Callable[[], float]
+    ) -> None:
+        self._renew = renew
+        self._every_s = every_s
+        self._clock = clock
+        self._held: str | None = None
+        self._since = 0.0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def holding(self, deployment_id: str) -> Iterator[None]:
+        """While the block runs, keep the lease of `deployment_id` (just taken by the caller)."""
+        with self._lock:
+            self._held, self._since = deployment_id, self._clock()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held = None
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._TICK_S)
+            with self._lock:
+                held, now = self._held, self._clock()
+                if held is None or now - self._since < self._every_s:
+                    continue
+                self._since = now
+                if not self._renew(held):
+                    log.warning("lost the lease of %s while a command ran", held)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from contextlib import ExitStack
 from types import FrameType
 from typing import Any
 
@@ -39,6 +40,8 @@ def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
         target=worker.run_forever, args=(stop,), name="mmm-worker", daemon=True
     )
     thread.start()
+    notifying = ExitStack()  # left once the worker has stopped: the last changes go out too
+    notifying.enter_context(svc.notifications().running())
     click.echo(
         f"mmm up: gateway on {server.url}, worker {worker.name}, workspace {svc.ws.home}", err=True
     )
@@ -59,5 +62,6 @@ def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
     finally:
         stop.set()
         thread.join(timeout=120)
+        notifying.close()
         server.stop()
         click.echo("mmm up: stopped", err=True)

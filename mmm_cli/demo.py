@@ -71,8 +71,7 @@ def _run(svc: Any, d: Any, since: int | None = None) -> Any:
     printer(d)
     d = svc.run(d, on_change=printer)
     click.echo(
-        f"  -> {d.id} {render.state(d)}"
-        + (f" at gate {d.context.get('gate')}" if d.state.value == "waiting_approval" else "")
+        f"  -> {d.id} {render.state(d)}" + (f" at gate {d.waiting_at}" if d.waiting_at else "")
     )
     if d.state.value in ("failed", "rolled_back"):
         raise click.ClickException(f"{d.id} {d.state.value}: {d.error}")
@@ -138,7 +137,7 @@ def run_demo(keep_running: bool = False) -> None:
         except PermissionDenied as exc:
             click.echo(f"  refused: {exc}")
         d = bob.approve(d.id)
-        d = _run(bob, d, since=max(i for i, e in enumerate(d.events) if e["type"] == "approved"))
+        d = _run(bob, d, since=max(i for i, e in enumerate(d.events) if e.type == "approved"))
         for _ in range(50):  # the gateway picks up a new configuration within a poll
             answer = invoke(server.url, ENDPOINT, {"instances": rows[:2]})
             if answer["variant"] == f"{MODEL}-v2":

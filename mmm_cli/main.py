@@ -214,7 +214,7 @@ def _report(d: Any, as_json: bool, show_id: bool = True) -> None:
 
     if d.state is DeploymentState.WAITING_APPROVAL:
         click.echo(
-            f"{d.id} waits at gate {d.context.get('gate')}: `mmm approve {d.id}` (another user)",
+            f"{d.id} waits at gate {d.waiting_at}: `mmm approve {d.id}` (another user)",
             err=True,
         )
     elif not d.active:
@@ -392,7 +392,11 @@ def audit(c: Ctx, target: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Advance everything as far as it can go now, then exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run until every deployment has ended or waits for a person, then exit.",
+)
 @pass_ctx
 @handled
 def worker(c: Ctx, once: bool) -> None:
@@ -403,15 +407,16 @@ def worker(c: Ctx, once: bool) -> None:
     svc = c.service()
     printer = render.ProgressPrinter()
     w = svc.worker(on_change=printer)
-    if once:
-        n = w.run_once()
-        click.echo(f"advanced {n} deployment(s)", err=True)
-        return
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"worker {w.name} running on {c.home}; Ctrl-C stops it", err=True)
-    w.run_forever(stop)
+    with svc.notifications().running():
+        if once:
+            n = w.run_once()
+            click.echo(f"advanced {n} deployment(s)", err=True)
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        click.echo(f"worker {w.name} running on {c.home}; Ctrl-C stops it", err=True)
+        w.run_forever(stop)
 
 
 @cli.command()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from core.domain import Deployment, DeploymentState, UsageSite
+from core.events import DeploymentEvent, Tone
 
 STATE_COLOURS = {
     DeploymentState.SUCCEEDED: "green",
@@ -18,6 +19,16 @@ STATE_COLOURS = {
     DeploymentState.FAILED: "red",
     DeploymentState.ROLLED_BACK: "red",
     DeploymentState.ABORTED: "magenta",
+}
+
+TONE_COLOURS: dict[Tone, str | None] = {
+    "ok": None,
+    "info": None,
+    "done": "green",
+    "wait": "yellow",
+    "fail": "red",
+    "abort": "magenta",
+    "undo": "magenta",
 }
 
 
@@ -67,7 +78,7 @@ def describe(d: Deployment) -> str:
     ]
     if d.state is DeploymentState.WAITING_APPROVAL:
         lines.append(
-            f"  waiting:   gate {d.context.get('gate')}; approve with `mmm approve {d.id}` (another user)"
+            f"  waiting:   gate {d.waiting_at}; approve with `mmm approve {d.id}` (another user)"
         )
     for a in d.approvals:
         lines.append(f"  approved:  {a.by} at {a.at} ({a.gate})")
@@ -86,43 +97,14 @@ def describe(d: Deployment) -> str:
     return "\n".join(lines)
 
 
-def event_line(e: dict[str, Any]) -> str:
-    at = str(e.get("at", ""))[11:19]
-    kind = e.get("type", "")
-    rest = {k: v for k, v in e.items() if k not in ("at", "type")}
-    detail = " ".join(f"{k}={v}" for k, v in rest.items() if v not in ("", None))
-    return f"{at} {kind:<16} {detail}".rstrip()
+def event_line(e: DeploymentEvent) -> str:
+    """An event of the history, at the time of day it happened, coloured by its tone."""
+    return f"{e.at[11:19]} " + click.style(e.line(), fg=TONE_COLOURS[e.tone])
 
 
-def progress_line(e: dict[str, Any]) -> str | None:
-    """One readable line for an event while a deployment runs (None: not worth a line)."""
-    at = str(e.get("at", ""))[11:19]
-    kind = e.get("type")
-    if kind == "step_succeeded":
-        return f"{at} ok    {e['step']:<16} {e.get('summary', '')}".rstrip()
-    if kind == "step_failed":
-        return f"{at} " + click.style(f"FAIL  {e['step']:<16} {e.get('error', '')}", fg="red")
-    if kind == "waiting_approval":
-        return f"{at} " + click.style(f"WAIT  gate {e['gate']}: needs an approval", fg="yellow")
-    if kind == "approved":
-        return f"{at} ok    approved by {e['by']} at gate {e['gate']}"
-    if kind == "abort_requested":
-        return f"{at} " + click.style(
-            f"ABORT requested by {e['by']} {e.get('reason') or ''}".rstrip(), fg="magenta"
-        )
-    if kind == "alarm":
-        return f"{at} " + click.style(
-            f"ALARM {e['name']}: {e['metric']} {e['value']:.4g} > {e['threshold']:.4g}", fg="red"
-        )
-    if kind == "analysis":
-        return f"{at} ok    analysis         {e.get('summary', '')}"
-    if kind == "undo_started":
-        return f"{at} " + click.style(f"UNDO  {e.get('message', '')}", fg="magenta")
-    if kind == "undo_step":
-        return f"{at} undo  {e['step']}"
-    if kind == "finished":
-        return f"{at} =>    {e['state']}"
-    return None
+def progress_line(e: DeploymentEvent) -> str | None:
+    """One line for an event while a deployment runs (None: not worth a line)."""
+    return None if e.QUIET else event_line(e)
 
 
 class ProgressPrinter:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from core.domain import AuditRecord, Deployment, Kind
+from core.feed import FeedEntry
 from core.spec import DeploymentSpec
 
 
@@ -45,7 +46,8 @@ class Store(Protocol):
         self, d: Deployment, locks: list[str], audit: AuditRecord, shared: Sequence[str] = ()
     ) -> Deployment:
         """Insert a new deployment holding `locks` exclusively and `shared` in shared mode;
-        raises Busy if an active deployment holds one of them in a mode that excludes it."""
+        raises Busy if an active deployment holds one of them in a mode that excludes it.
+        Its creation is the deployment's first entry in the change feed."""
         ...
 
     def get(self, deployment_id: str) -> Deployment | None: ...
@@ -56,14 +58,18 @@ class Store(Protocol):
 
     def recent(self, active_only: bool = False, limit: int = 200) -> list[Deployment]: ...
 
-    def save(self, d: Deployment, audit: AuditRecord | None = None) -> Deployment:
+    def save(
+        self, d: Deployment, audit: AuditRecord | None = None, entry: FeedEntry | None = None
+    ) -> Deployment:
         """Write `d` if its `rev` is still current (returns it with rev+1); else raise Conflict.
 
-        Locks are released in the same transaction when `d` is terminal."""
+        In the same transaction: locks are released when `d` is terminal, and `entry` (what
+        changed, see core.feed.entry_between) is appended to the change feed with the new rev."""
         ...
 
     def acquire_lease(self, deployment_id: str, owner: str, ttl_s: float, now: float) -> bool:
-        """Take or renew the lease; False while another owner's lease is unexpired."""
+        """Take or renew the lease on a deployment (or on any name: a feed consumer's cursor);
+        False while another owner's lease is unexpired."""
         ...
 
     def release_lease(self, deployment_id: str, owner: str) -> None: ...
@@ -73,6 +79,29 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # the change feed and its consumers
+
+    def changes_since(self, cursor: int, limit: int = 500) -> list[FeedEntry]:
+        """Feed entries with `seq` > `cursor`, in order (an entry is visible only once every
+        entry before it is: seq is given in commit order)."""
+        ...
+
+    def last_change(self) -> int:
+        """The seq of the newest entry (0 when none): where a new follower starts."""
+        ...
+
+    def cursor(self, consumer: str) -> int:
+        """How far `consumer` has gone in the feed (0: from the start)."""
+        ...
+
+    def set_cursor(self, consumer: str, seq: int) -> None: ...
+
+    def delivery(self, consumer: str, deployment_id: str) -> dict[str, Any] | None:
+        """What `consumer` keeps for a deployment (e.g. the Slack channel and ts of its message)."""
+        ...
+
+    def set_delivery(self, consumer: str, deployment_id: str, data: dict[str, Any]) -> None: ...
 
     def command_result(self, key: str) -> dict[str, Any] | None: ...
 

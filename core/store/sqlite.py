@@ -12,7 +12,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from core.domain import AuditRecord, Deployment
+from core.feed import FeedEntry, entry_between
 from core.sqlite_db import open_db, write_transaction
 from core.store import Busy, Conflict, load_record
 
@@ -90,13 +90,18 @@ def m003_intents(db: sqlite_utils.Database) -> None:
     )
 
 
-def _due(d: Deployment) -> float | None:
-    """When a worker should next look at `d`: now, at `wake_at`, or never (gated, ended)."""
-    if not d.active or (not d.pending and d.state.value != "queued"):
-        return None
-    if d.wake_at:
-        return datetime.fromisoformat(d.wake_at).timestamp()
-    return 0.0
+@migrations()
+def m004_feed(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: a seq is never reused, even after the newest entries are pruned.
+    db.execute(
+        "CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "deployment_id TEXT NOT NULL, body TEXT NOT NULL)"
+    )
+    db.execute("CREATE TABLE cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+    db.execute(
+        "CREATE TABLE deliveries (consumer TEXT NOT NULL, deployment_id TEXT NOT NULL, "
+        "body TEXT NOT NULL, PRIMARY KEY (consumer, deployment_id))"
+    )
 
 
 class SqliteStore:
@@ -142,7 +147,7 @@ class SqliteStore:
             "endpoint": d.endpoint,
             "state": d.state.value,
             "active": int(d.active),
-            "due": _due(d),
+            "due": d.due_at,  # when it is due is the domain's rule: the column indexes it
             "rev": d.rev,
             "body": d.model_dump_json(),
             "created_at": d.created_at,
@@ -182,9 +187,19 @@ class SqliteStore:
                 list(row.values()),
             )
             self._insert_audit(audit)
+            self._append(entry_between(None, d))
         return d
 
-    def save(self, d: Deployment, audit: AuditRecord | None = None) -> Deployment:
+    def _append(self, entry: FeedEntry | None) -> None:
+        if entry is not None:
+            self.db.execute(
+                "INSERT INTO changes (deployment_id, body) VALUES (?, ?)",
+                [entry.deployment_id, entry.model_dump_json(exclude={"seq"})],
+            )
+
+    def save(
+        self, d: Deployment, audit: AuditRecord | None = None, entry: FeedEntry | None = None
+    ) -> Deployment:
         new = d.model_copy(update={"rev": d.rev + 1})
         row = self._row(new)
         with self._write():
@@ -209,6 +224,8 @@ class SqliteStore:
                 self.db.execute("DELETE FROM leases WHERE deployment_id = ?", [d.id])
             if audit is not None:
                 self._insert_audit(audit)
+            if entry is not None:
+                self._append(entry.model_copy(update={"rev": new.rev}))
         return new
 
     def _load(self, rows: list[Any]) -> list[Deployment]:
@@ -243,6 +260,45 @@ class SqliteStore:
             "SELECT MIN(due) FROM deployments WHERE active = 1 AND due IS NOT NULL"
         ).fetchone()
         return float(row[0]) if row and row[0] is not None else None
+
+    # ------------------------------------------------------------ the change feed
+
+    def changes_since(self, cursor: int, limit: int = 500) -> list[FeedEntry]:
+        rows = self.db.execute(
+            "SELECT seq, body FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", [cursor, limit]
+        ).fetchall()
+        return [FeedEntry.model_validate_json(r[1]).model_copy(update={"seq": r[0]}) for r in rows]
+
+    def last_change(self) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM changes").fetchone()
+        return int(row[0] or 0)
+
+    def cursor(self, consumer: str) -> int:
+        row = self.db.execute("SELECT seq FROM cursors WHERE consumer = ?", [consumer]).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_cursor(self, consumer: str, seq: int) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT INTO cursors (consumer, seq) VALUES (?, ?) "
+                "ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq",
+                [consumer, seq],
+            )
+
+    def delivery(self, consumer: str, deployment_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT body FROM deliveries WHERE consumer = ? AND deployment_id = ?",
+            [consumer, deployment_id],
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def set_delivery(self, consumer: str, deployment_id: str, data: dict[str, Any]) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT INTO deliveries (consumer, deployment_id, body) VALUES (?, ?, ?) "
+                "ON CONFLICT(consumer, deployment_id) DO UPDATE SET body = excluded.body",
+                [consumer, deployment_id, json.dumps(data)],
+            )
 
     # ------------------------------------------------------------ leases
 

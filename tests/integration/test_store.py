@@ -125,7 +125,12 @@ def test_reopening_migrates_once(tmp_path: Path) -> None:
     again = SqliteStore(tmp_path / "s.db")
     assert again.get("dep-1") is not None
     applied = again.db.execute("SELECT name FROM _sqlite_migrations").fetchall()
-    assert [r[0] for r in applied] == ["m001_initial", "m002_shared_locks", "m003_intents"]
+    assert [r[0] for r in applied] == [
+        "m001_initial",
+        "m002_shared_locks",
+        "m003_intents",
+        "m004_feed",
+    ]
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -151,8 +151,8 @@ class RecordingCodeHost(_Recorder):
         self._save(data)
         return Change(id=change_id, url=f"fake://{change_id}", head=f"head-{change_id}")
 
-    def run_checks(self, change: Change) -> CheckResult:
-        self._enter("run_checks", change.id)
+    def checks(self, change: Change) -> CheckResult | None:
+        self._enter("checks", change.id)
         return CheckResult(
             passed=self.checks_pass, summary="ok" if self.checks_pass else "1 failed"
         )

@@ -50,10 +50,14 @@ def _top_level_core_imports(path: Path) -> set[str]:
     for node in [*body, *(n for b in body if isinstance(b, ast.If) for n in b.body)]:
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names if a.name.startswith("core.")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.startswith("core."):
-                names.add(node.module)
-                names |= {f"{node.module}.{a.name}" for a in node.names}
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.startswith("core.")
+        ):
+            names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names}
     return names
 
 
@@ -75,7 +79,7 @@ def test_core_modules_import_each_other_in_one_direction() -> None:
         state[name] = 1
         for dep in sorted(modules.get(name, ())):
             if state.get(dep) == 1:
-                cycles.append(path[path.index(dep) :] + [dep])
+                cycles.append([*path[path.index(dep) :], dep])
             elif dep not in state:
                 visit(dep, [*path, dep])
         state[name] = 2

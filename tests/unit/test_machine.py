@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.domain import Command, Deployment, DeploymentState, Kind, Phase, iso
+from core.domain import Command, Deployment, DeploymentState, Kind, Phase, StepProgress, iso
 from core.machine import (
     Abort,
     Approve,
@@ -51,7 +51,13 @@ def result_for(cmd: Command, verdict: str = "pass", fired: bool = False) -> dict
     if action is Action.RUN_CHECKS:
         return {"passed": True, "summary": "2 passed"}
     if action is Action.BAKE:
-        alarm = {"name": "a", "metric": "error_rate", "value": 0.5, "threshold": 0.05}
+        alarm = {
+            "name": "a",
+            "metric": "error_rate",
+            "value": 0.5,
+            "threshold": 0.05,
+            "firing": True,
+        }
         return {"fired": [alarm] if fired else []}
     if action is Action.ANALYZE:
         return {
@@ -135,7 +141,7 @@ def test_all_at_once_runs_every_stage_in_order() -> None:
     d, steps = run_until_blocked(make())
     assert d.state is DeploymentState.SUCCEEDED
     assert steps == [*FORWARD, "shift:100", "drain_old", "mark_production"]
-    assert [e["type"] for e in d.events][-1] == "finished"
+    assert [e.type for e in d.events][-1] == "finished"
 
 
 def test_blue_green_steps_and_bakes() -> None:
@@ -173,7 +179,7 @@ def test_every_gate_stops_until_approved(gate: Gate, strategy: str) -> None:
         return
     approvals = 0
     while d.state is DeploymentState.WAITING_APPROVAL:
-        assert d.context["gate"] == gate.value
+        assert d.waiting_at == gate.value
         assert d.pending == []
         d, _cmds = decide(d, Approve(at=at(100), by="bob"))
         approvals += 1
@@ -201,7 +207,7 @@ def test_shadow_pass_with_auto_approve_promotes_without_a_person() -> None:
 def test_shadow_pass_without_auto_approve_waits_before_promote() -> None:
     d, _ = run_until_blocked(make({"strategy": {"kind": "shadow"}}))
     assert d.state is DeploymentState.WAITING_APPROVAL
-    assert d.context["gate"] == "before_promote"
+    assert d.waiting_at == "before_promote"
 
 
 def test_shadow_fail_rolls_back_everything() -> None:
@@ -227,8 +233,8 @@ def test_shadow_inconclusive_collects_more_then_waits_at_deadline() -> None:
             d, Succeeded(at=at(t), command=cmd, result=result_for(cmd, "inconclusive"))
         )
     assert collects >= 2  # collected again after the first inconclusive verdict
-    assert d.state is DeploymentState.WAITING_APPROVAL and d.context["gate"] == "before_promote"
-    assert d.context["min_samples"] == 100
+    assert d.state is DeploymentState.WAITING_APPROVAL and d.waiting_at == "before_promote"
+    assert d.context.min_samples == 100
 
 
 def test_inconclusive_on_replayed_traffic_waits_for_a_person_at_once() -> None:
@@ -243,7 +249,7 @@ def test_inconclusive_on_replayed_traffic_waits_for_a_person_at_once() -> None:
             d, Succeeded(at=at(1), command=cmds[0], result=result_for(cmds[0], "inconclusive"))
         )
     assert analyses == 1
-    assert d.state is DeploymentState.WAITING_APPROVAL and d.context["gate"] == "before_promote"
+    assert d.state is DeploymentState.WAITING_APPROVAL and d.waiting_at == "before_promote"
 
 
 def test_alarm_during_bake_rolls_back() -> None:
@@ -253,7 +259,7 @@ def test_alarm_during_bake_rolls_back() -> None:
     )
     assert d.state is DeploymentState.ROLLED_BACK
     assert "alarm a fired" in (d.error or "")
-    assert any(e["type"] == "alarm" for e in d.events)
+    assert any(e.type == "alarm" for e in d.events)
 
 
 def test_failed_checks_undo_and_fail() -> None:
@@ -312,10 +318,11 @@ def test_waiting_sets_wake_time_and_keeps_the_command() -> None:
     while Action(cmds[0].action) is not Action.BAKE:
         d, cmds = decide(d, Succeeded(at=at(1), command=cmds[0], result=result_for(cmds[0])))
     d2, cmds2 = decide(
-        d, Waiting(at=at(2), command=cmds[0], until=at(7), progress={"started": iso(at(2))})
+        d,
+        Waiting(at=at(2), command=cmds[0], until=at(7), progress=StepProgress(started=iso(at(2)))),
     )
     assert d2.wake_at == iso(at(7)) and cmds2 == cmds
-    assert d2.context["progress"]["bake:100"]["started"] == iso(at(2))
+    assert d2.context.progress["bake:100"].started == iso(at(2))
 
 
 def test_duplicate_results_change_nothing() -> None:

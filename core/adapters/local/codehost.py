@@ -24,11 +24,16 @@ The checks are the application's code: pytest runs with an environment built
 from an allowlist (`core.isolation.child_env`: no credentials of mmm's), dies
 with the process that started it, and works in a checkout under the scratch
 folder given at construction (the workspace's), not the system's temporary
-folder.
+folder. `checks()` never waits for them: the first call starts one run per
+commit in a background thread, which holds an advisory lock (flock) on the
+run's folder while it works and writes the result there when done; any
+process asking meanwhile gets None. A run whose process died (its lock
+released, no result) is started again by the next call.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -36,6 +41,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,10 +140,16 @@ class LocalGitCodeHost:
         python: str | None = None,
         git_timeout_s: float = 60.0,
         scratch: Path | Callable[[], Path] | None = None,
+        runs: Path | None = None,
     ) -> None:
         """`scratch`: the folder (or a function giving it, asked at each use) where checks
-        check out the change and indexes are built; None: the system's temporary folder."""
+        check out the change and indexes are built; None: the system's temporary folder.
+        `runs`: where the checks of each commit keep their lock and result (default: a
+        folder beside the repository's)."""
         self.path = Path(path).resolve()
+        self.runs = (
+            Path(runs) if runs is not None else self.path.with_name(f"{self.path.name}.checks")
+        )
         self._scratch = scratch
         self.check_timeout_s = check_timeout_s
         self.output_limit = output_limit
@@ -174,9 +186,56 @@ class LocalGitCodeHost:
                 return self._change(change_id, commit, None)
         raise TransientError(f"change {change_id}: its branch kept moving; try again")
 
-    def run_checks(self, change: Change) -> CheckResult:
+    def checks(self, change: Change) -> CheckResult | None:
         self._ensure()
         head = self._existing(change.head, f"change {change.id}")
+        run = self.runs / head
+        done = self._result(run)
+        if done is not None:
+            return done
+        run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # running, in this process or another
+            os.close(fd)
+            return None
+        done = self._result(run)  # finished between the first look and the lock
+        if done is not None:
+            os.close(fd)
+            return done
+        threading.Thread(
+            target=self._run_checks, args=(head, run, fd), name=f"checks-{head[:8]}", daemon=True
+        ).start()
+        return None
+
+    def run_checks(self, change: Change) -> CheckResult:
+        """The checks of `change`, waited for (for scripts and tests; workers poll `checks`)."""
+        self._ensure()
+        return self._check(self._existing(change.head, f"change {change.id}"))
+
+    def _result(self, run: Path) -> CheckResult | None:
+        try:
+            return CheckResult.model_validate_json((run / "result.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def _run_checks(self, head: str, run: Path, fd: int) -> None:
+        """In the background, holding the run's lock (`fd`) until the result is written."""
+        try:
+            try:
+                result = self._check(head)
+            except TransientError:
+                return  # no result kept: the next call starts the checks again
+            except PortError as exc:
+                result = CheckResult(passed=False, summary=f"checks could not run: {exc}")
+            tmp = run / f"result.{os.getpid()}.tmp"
+            tmp.write_text(result.model_dump_json())
+            tmp.replace(run / "result.json")  # all or nothing: a reader never sees half
+        finally:
+            os.close(fd)
+
+    def _check(self, head: str) -> CheckResult:
         with self._tempdir("checks-") as tmp:
             work = Path(tmp) / "repo"
             work.mkdir()
