@@ -201,6 +201,7 @@ class StepProgress(Sparse):
     model_config = ConfigDict(frozen=True)
 
     started: str | None = None  # ISO time of the first look
+    of_s: float | None = None  # how long it lasts (a bake) or may last at most (a collection)
     samples: int | None = None  # collect: paired predictions so far
     target: int | None = None  # collect: paired predictions wanted
 

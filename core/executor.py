@@ -225,7 +225,8 @@ class Executor:
     def _run_checks(self, d: Deployment, cmd: Command) -> Outcome:
         res = self.ports.codehost.checks(self._change(d))
         if res is None:  # running: look again soon, without holding the worker meanwhile
-            return NotYet(self._look_again())
+            now = self.clock()
+            return NotYet(self._look_again(), _since(self._started(d, cmd, now)))
         return Done({"passed": res.passed, "summary": res.summary})
 
     def _look_again(self) -> datetime:
@@ -440,7 +441,7 @@ class Executor:
                 {"fired": [], "summary": f"baked {seconds:g}s at {cmd.args['percent']}%, no alarm"}
             )
         poll = max(0.2, min(5.0, seconds / 20))
-        return NotYet(min(end, now + timedelta(seconds=poll)), StepProgress(started=iso(started)))
+        return NotYet(min(end, now + timedelta(seconds=poll)), _since(started, seconds))
 
     # ------------------------------------------------------------ shadow
 
@@ -475,7 +476,9 @@ class Executor:
         target = d.context.min_samples or strategy.min_samples
         samples = len(self._pairs(d))
         started = self._started(d, cmd, now)
-        progress = StepProgress(started=iso(started), samples=samples, target=target)
+        progress = _since(started, strategy.max_wait_s).model_copy(
+            update={"samples": samples, "target": target}
+        )
         if samples >= target or now >= started + timedelta(seconds=strategy.max_wait_s):
             return Done({"samples": samples, "summary": f"{samples} paired predictions"})
         return NotYet(max(now + timedelta(seconds=0.5), self._look_again()), progress)
@@ -664,6 +667,12 @@ class Executor:
             self.ports.artifacts.delete(u) for u in self.ports.artifacts.list("trash", f"{d.id}/")
         ]
         return Done({"summary": f"purged {sum(gone)} file(s)"})
+
+
+def _since(started: datetime, of_s: float | None = None) -> StepProgress:
+    """A long step's progress: when it started (read back at the next look) and how long it
+    lasts; a front end draws the bar from the two, so every look need not be news."""
+    return StepProgress(started=iso(started), of_s=of_s)
 
 
 def _weights_summary(entries: list[EndpointEntry]) -> str:

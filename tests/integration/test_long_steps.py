@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 from core.bootstrap import load_workspace
-from core.domain import Library
+from core.domain import Library, iso
 from core.service import Service
 from core.store.sqlite import SqliteStore
 from tests.support.models import train_sklearn_regressor, write_golden
@@ -45,6 +46,10 @@ def start_worker(home: Path, *extra: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def time_of(t: float) -> str:
+    return iso(datetime.fromtimestamp(t, UTC))
 
 
 def set_clock(clock: Path, t: float) -> None:
@@ -111,5 +116,9 @@ def test_a_lease_shorter_than_a_long_step_runs_it_once_across_two_workers(
     # the checks ran ten lease lengths, looked at again and again, never waited on
     assert len(checks) > 2
     assert checks[-1]["at"] - checks[0]["at"] >= CHECKS_S > OPEN_S
+    # while they ran, the feed said since when (once: a look that learns nothing is no news)
+    told = [e.progress for e in store.changes_since(0, 10_000) if e.progress]
+    started = [p["run_checks"]["started"] for p in told if "run_checks" in p]
+    assert len(started) == 1 and started[0] >= time_of(checks[0]["at"])
     succeeded = [e.step for e in final.events if e.type == "step_succeeded"]
     assert succeeded.count("open_change") == 1 and succeeded.count("run_checks") == 1
