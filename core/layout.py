@@ -1,4 +1,4 @@
-"""Where things go: artifact keys, alarm names, generated descriptor paths.
+"""Where things go: artifact keys, alarm names, generated code paths, variant names.
 
 Each is built and parsed here and nowhere else, and parsing is exact: a key
 or name made for model `b` never matches model `a-b` (retirement deletes what
@@ -7,7 +7,10 @@ these parsers match, so a substring match would delete another model's things).
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
+
+from core.names import resource_name
 
 ALARM_PREFIX = "mmm/"
 _ALARM_SUFFIX = {"error_rate": "error-rate", "p99_latency_ms": "p99-latency"}
@@ -15,7 +18,8 @@ _ALARM_METRIC = {v: k for k, v in _ALARM_SUFFIX.items()}
 
 
 def variant_name(model: str, version: int) -> str:
-    return f"{model}-v{version}"
+    """A version's variant on an endpoint; valid as a SageMaker name (core.names)."""
+    return f"{resource_name(model)}-v{version}"
 
 
 # ---------------------------------------------------------------- artifacts
@@ -73,9 +77,39 @@ def parse_alarm_name(name: str) -> AlarmName | None:
 # ---------------------------------------------------------------- generated code
 
 
+def endpoint_module(endpoint: str) -> str:
+    """The Python module name of an endpoint's client: "churn-scorer" -> "churn_scorer"."""
+    name = endpoint.replace("-", "_")
+    if not name.isidentifier():  # starts with a digit
+        name = f"endpoint_{name}"
+    if keyword.iskeyword(name):
+        name = f"{name}_"
+    return name
+
+
+def code_paths(endpoint: str, model: str) -> list[str]:
+    """The repository paths of `model`'s generated code on `endpoint`: the endpoint's client,
+    the model's descriptor, the endpoint's golden test and its cases."""
+    module = endpoint_module(endpoint)
+    return [
+        f"mmm/endpoints/{module}.py",
+        descriptor_path(endpoint, model),
+        f"tests/mmm/test_{module}_golden.py",
+        f"tests/mmm/golden/{endpoint}.jsonl",
+    ]
+
+
+DESCRIPTORS = "deploy/"  # the descriptors of every endpoint, one folder each
+
+
+def endpoint_code_prefix(endpoint: str) -> str:
+    """Where the descriptors of every model on `endpoint` live."""
+    return f"{DESCRIPTORS}{endpoint}/"
+
+
 def descriptor_path(endpoint: str, model: str) -> str:
     """The deployment descriptor codegen writes for `model` on `endpoint`."""
-    return f"deploy/{endpoint}/{model}.yaml"
+    return f"{endpoint_code_prefix(endpoint)}{model}.yaml"
 
 
 def parse_descriptor_path(path: str) -> tuple[str, str] | None:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import re
 
 # ASCII only: a model name becomes a file name, a git path and part of resource names.
-# 48 characters leave room for "-v<version>" inside SageMaker's 63-character names.
+# Words of letters and digits joined by single '-' or '_': then `resource_name` can spell
+# '_' as '--' (SageMaker allows no '_') and no two models ever share a resource name.
+# 48 characters (of the resource name) leave room for "-v<version>" in SageMaker's 63.
 MODEL_MAX = 48
-_MODEL = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MODEL_MAX - 1}}}$")
+_MODEL = re.compile(r"^[A-Za-z0-9]+([-_][A-Za-z0-9]+)*$")
+# SageMaker's names (models, endpoint configs, endpoints, variants).
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # SageMaker endpoint names, lowercased (they become Python module and file names too).
 _ENDPOINT = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,62}$")
 # AWS region names ("us-east-1"); locally a region is just such a name ("local").
@@ -30,12 +34,19 @@ def _shown(value: str, limit: int = 40) -> str:
 
 
 def check_model(name: str) -> str:
-    if not _MODEL.match(name):
+    if not _MODEL.match(name) or len(resource_name(name)) > MODEL_MAX:
         raise InvalidName(
-            f"model {_shown(name)}: use ASCII letters, digits, '-' and '_', "
-            f"starting with a letter or digit, at most {MODEL_MAX} characters"
+            f"model {_shown(name)}: use ASCII letters and digits in words joined by single "
+            f"'-' or '_', at most {MODEL_MAX} characters (each '_' counts as two)"
         )
     return name
+
+
+def resource_name(model: str) -> str:
+    """The model's name where '_' may not go (SageMaker): '_' spelled '--'. One-to-one on
+    names `check_model` accepts, whose separators are single: `churn_model` and
+    `churn-model` become `churn--model` and `churn-model`."""
+    return model.replace("_", "--")
 
 
 def check_endpoint(name: str) -> str:

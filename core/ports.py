@@ -247,8 +247,24 @@ class AlarmState(BaseModel):
     firing: bool
 
 
+class VariantFigures(BaseModel):
+    """A variant's live traffic over the last `window_s` seconds (what a dashboard shows)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoint: str
+    region: str
+    variant: str
+    role: str  # "production" (answers callers) or "shadow" (mirrored, answers nobody)
+    window_s: float
+    requests: int
+    request_rate: float  # requests per second over the window
+    error_rate: float  # errors / requests; 0.0 without requests
+    p99_ms: float | None  # None without requests
+
+
 class Monitor(Protocol):
-    """Alarms on an endpoint's variants, watched during bakes."""
+    """Alarms on an endpoint's variants, watched during bakes, and their live figures."""
 
     def ensure_alarms(self, endpoint: str, region: str, variant: str, alarms: Alarms) -> list[str]:
         """Create (or update) the variant's alarms; returns their names."""
@@ -263,6 +279,12 @@ class Monitor(Protocol):
         ...
 
     def alarms(self, prefix: str = "") -> list[str]: ...
+
+    def figures(
+        self, endpoint: str, region: str, variant: str, role: str, window_s: float = 60.0
+    ) -> VariantFigures:
+        """The variant's traffic in `role` over the last `window_s` seconds (zeros when none)."""
+        ...
 
 
 # ---------------------------------------------------------------- notifier

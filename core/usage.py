@@ -11,13 +11,16 @@ import yaml
 
 from core.domain import UsageKind, UsageSite, VersionStatus
 from core.layout import (
+    ALARM_PREFIX,
+    DESCRIPTORS,
+    artifact_prefix,
     parse_alarm_name,
     parse_artifact_key,
     parse_descriptor_path,
     uri_key,
     variant_name,
 )
-from core.ports import CodeHost, EndpointConfig, PortError
+from core.ports import CodeHost, EndpointConfig, PortError, Ports
 
 
 def endpoint_sites(
@@ -92,7 +95,7 @@ def alarm_sites(
 def code_sites(codehost: CodeHost, model: str, versions: set[int] | None) -> list[UsageSite]:
     """Deployment descriptors on main that name the model (and which version they pin)."""
     sites = []
-    for path in codehost.files("deploy/"):
+    for path in codehost.files(DESCRIPTORS):
         parsed = parse_descriptor_path(path)
         if parsed is None or parsed[1] != model:
             continue
@@ -126,3 +129,22 @@ def registry_site(model: str, version: int, status: VersionStatus, ref: str) -> 
         version=version,
         detail={"status": status.value},
     )
+
+
+def sites_of(ports: Ports, model: str, versions: set[int] | None = None) -> list[UsageSite]:
+    """Every usage site of `model` (of `versions` only, when given), read from the systems:
+    endpoints, the production bucket, alarms, generated code on main, the registry."""
+    registered = ports.registry.versions(model)
+    wanted = versions if versions is not None else {mv.version for mv in registered}
+    sites = endpoint_sites(ports.serving.endpoints(), model, wanted)
+    sites += artifact_sites(
+        ports.artifacts.list("production", artifact_prefix(model)), model, wanted
+    )
+    sites += alarm_sites(ports.monitor.alarms(ALARM_PREFIX), model, wanted, None)
+    sites += code_sites(ports.codehost, model, wanted)
+    for mv in registered:
+        if mv.version in wanted:
+            site = registry_site(model, mv.version, mv.status, mv.registry_ref)
+            if site is not None:
+                sites.append(site)
+    return sites

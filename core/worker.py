@@ -22,12 +22,14 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from core.domain import AuditRecord, Command, Deployment, DeploymentState, iso, utcnow
-from core.executor import Done, Executor, NotYet
 from core.feed import entry_between
 from core.isolation import sweep_scratch
 from core.machine import Event, Failed, Start, Succeeded, Waiting, decide
+from core.plan import Action
 from core.ports import PortError, Ports, TransientError
+from core.steps import Done, Executor, NotYet
 from core.store import Conflict, Store
+from core.usage import sites_of
 from core.workspace import Workspace
 
 log = logging.getLogger("mmm.worker")
@@ -38,6 +40,18 @@ log = logging.getLogger("mmm.worker")
 CRASH_ENV = "MMM_CRASH_AT"
 
 Progress = Callable[[Deployment], None]
+
+# Steps (forward or undo) after which a model is used somewhere else: the usage index follows.
+CHANGES_USAGE = frozenset(Action) - {
+    Action.VALIDATE,
+    Action.OPEN_CHANGE,
+    Action.RUN_CHECKS,
+    Action.BAKE,
+    Action.COLLECT,
+    Action.ANALYZE,
+    Action.SCAN_USAGE,
+    Action.GATE,
+}
 
 
 def worker_name() -> str:
@@ -161,10 +175,21 @@ class Worker:
                     return d
                 event = self._execute(d, d.pending[0])
                 self.apply(d, event)
+                if isinstance(event, Succeeded) and Action(event.command.action) in CHANGES_USAGE:
+                    self._index_usage(d.model)
                 if not self._lease(deployment_id):
                     return self.store.get(deployment_id)
         finally:
             self.store.release_lease(deployment_id, self.name)
+
+    def _index_usage(self, model: str) -> None:
+        """Keep the usage index (what dashboards list) current after a step that changed where
+        `model` is used; read from the systems, like `mmm usage`. A worker killed before this
+        leaves it stale until the model's next change."""
+        try:
+            self.store.replace_usage(model, sites_of(self.ports, model))
+        except PortError as exc:  # the index is a convenience: the rollout goes on
+            log.warning("usage index of %s not updated: %s", model, exc)
 
     def _lease(self, deployment_id: str) -> bool:
         return self.store.acquire_lease(

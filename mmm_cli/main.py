@@ -195,13 +195,14 @@ def usage(c: Ctx, model: str, version: int | None, as_json: bool) -> None:
 # ---------------------------------------------------------------- deployments
 
 
-def _finish(c: Ctx, svc: Any, d: Any, as_json: bool, detach: bool, quiet: bool = False) -> Any:
-    """Run the deployment here unless a worker (`mmm up`, `mmm worker`) will."""
-    if not detach and d.active and not svc.worker_running():
-        printer = render.ProgressPrinter(quiet=as_json or quiet)
-        printer.seen[d.id] = len(d.events)
-        d = svc.run(d, on_change=printer)
-    return d
+def _finish(svc: Any, d: Any, as_json: bool, detach: bool) -> Any:
+    """`--detach`: leave it to a worker. Else the service runs it here, showing progress,
+    unless a live worker (`mmm up`, `mmm worker`) will."""
+    if detach:
+        return d
+    printer = render.ProgressPrinter(quiet=as_json)
+    printer.seen[d.id] = len(d.events)
+    return svc.submit(d, on_change=printer)
 
 
 def _report(d: Any, as_json: bool, show_id: bool = True) -> None:
@@ -277,7 +278,28 @@ def deploy(
         return
     if not as_json:
         click.echo(f"{d.id} queued: {model} v{version} -> {d.endpoint} ({d.strategy})", err=True)
-    d = _finish(c, svc, d, as_json, detach)
+    d = _finish(svc, d, as_json, detach)
+    _report(d, as_json)
+    _exit_for(d)
+
+
+@cli.command()
+@click.argument("endpoint")
+@click.option("--strategy", help="all-at-once (default) | blue-green | shadow")
+@click.option("--detach", is_flag=True, help="Only queue it; a worker runs it.")
+@json_option
+@pass_ctx
+@handled
+def rollback(c: Ctx, endpoint: str, strategy: str | None, detach: bool, as_json: bool) -> None:
+    """Put back the version that served before the endpoint's last successful deployment."""
+    svc = c.service()
+    d = svc.rollback(endpoint, strategy)
+    if not as_json:
+        click.echo(
+            f"{d.id} queued: roll {d.endpoint} back to {d.model} v{d.version} ({d.strategy})",
+            err=True,
+        )
+    d = _finish(svc, d, as_json, detach)
     _report(d, as_json)
     _exit_for(d)
 
@@ -325,7 +347,7 @@ def approve(c: Ctx, ref: str, gate: str | None, detach: bool, as_json: bool) -> 
     d = svc.approve(ref, gate)
     if not as_json:
         click.echo(f"{d.id} approved by {c.actor}", err=True)
-    d = _finish(c, svc, d, as_json, detach)
+    d = _finish(svc, d, as_json, detach)
     _report(d, as_json, show_id=False)
     _exit_for(d)
 
@@ -343,7 +365,7 @@ def abort(c: Ctx, ref: str, reason: str | None, detach: bool, as_json: bool) -> 
     d = svc.abort(ref, reason)
     if not as_json:
         click.echo(f"{d.id} aborting: undoing what it changed", err=True)
-    d = _finish(c, svc, d, as_json, detach)
+    d = _finish(svc, d, as_json, detach)
     _report(d, as_json, show_id=False)
 
 
@@ -366,7 +388,7 @@ def retire(
             f"{d.id} queued: retire {model} {'v' + str(version) if version else '(all versions)'}",
             err=True,
         )
-    d = _finish(c, svc, d, as_json, detach)
+    d = _finish(svc, d, as_json, detach)
     _report(d, as_json)
     _exit_for(d)
 

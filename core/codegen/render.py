@@ -17,7 +17,6 @@ the same context twice gives the same bytes and an unchanged change.
 from __future__ import annotations
 
 import json
-import keyword
 import re
 from pathlib import PurePosixPath
 from typing import Any
@@ -27,7 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict
 
 from core.domain import Library
-from core.layout import descriptor_path
+from core.layout import code_paths, endpoint_module
 from core.names import InvalidName, check_endpoint, check_model
 from core.ports import InvalidInput
 from core.spec import DeploymentSpec
@@ -69,30 +68,15 @@ def _check_names(endpoint: str, model: str) -> None:
         raise InvalidInput(str(exc)) from None
 
 
-def endpoint_module(endpoint: str) -> str:
-    """The Python module name of an endpoint's client: "churn-scorer" -> "churn_scorer"."""
-    name = endpoint.replace("-", "_")
-    if not name.isidentifier():  # starts with a digit
-        name = f"endpoint_{name}"
-    if keyword.iskeyword(name):
-        name = f"{name}_"
-    return name
-
-
 def _class_name(module: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in module.split("_") if part) + "Client"
 
 
 def managed_paths(endpoint: str, model: str) -> list[str]:
-    """Every repository path codegen may write for `model` on `endpoint` (retirement removes them)."""
+    """Every repository path codegen may write for `model` on `endpoint` (retirement removes
+    them); refuses names that could not be paths."""
     _check_names(endpoint, model)
-    module = endpoint_module(endpoint)
-    return [
-        f"mmm/endpoints/{module}.py",
-        descriptor_path(endpoint, model),
-        f"tests/mmm/test_{module}_golden.py",
-        f"tests/mmm/golden/{endpoint}.jsonl",
-    ]
+    return code_paths(endpoint, model)
 
 
 # ---------------------------------------------------------------- filters

@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.domain import AuditRecord, Deployment, Kind
+from core.domain import TERMINAL_STATES, AuditRecord, Deployment, DeploymentState, Kind, UsageSite
 from core.feed import FeedEntry
 from core.spec import DeploymentSpec
 
@@ -41,6 +41,37 @@ def version_lock(model: str, version: int) -> str:
     return f"version:{model}:{version}"
 
 
+PAGE_MAX = 1000
+
+
+class DeploymentQuery(BaseModel):
+    """Which deployments to list, and which page of them: every filter given must match.
+
+    Listed active deployments first, then newest first (created_at, then id, descending)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    states: frozenset[DeploymentState] | None = None  # None: any state; empty: none at all
+    active_only: bool = False  # with `states`: those of them that are active
+    model: str | None = None
+    endpoint: str | None = None
+    kind: Kind | None = None
+    # A case-insensitive substring of the id, model, version or endpoint ("" matches all).
+    text: str = ""
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=50, ge=1, le=PAGE_MAX)
+
+    def wanted_states(self) -> frozenset[DeploymentState] | None:
+        """The states that may match; None when any may."""
+        if not self.active_only:
+            return self.states
+        active = frozenset(DeploymentState) - TERMINAL_STATES
+        return active if self.states is None else self.states & active
+
+    def next_page(self) -> DeploymentQuery:
+        return self.model_copy(update={"offset": self.offset + self.limit})
+
+
 class Store(Protocol):
     def create(
         self, d: Deployment, locks: list[str], audit: AuditRecord, shared: Sequence[str] = ()
@@ -56,7 +87,17 @@ class Store(Protocol):
         """Deployments whose id starts with `prefix` (users type short ids)."""
         ...
 
-    def recent(self, active_only: bool = False, limit: int = 200) -> list[Deployment]: ...
+    def recent(self, active_only: bool = False, limit: int = 200) -> list[Deployment]:
+        """The newest deployments (created_at, then id, descending), any number of them."""
+        ...
+
+    def deployments(self, query: DeploymentQuery) -> list[Deployment]:
+        """One page of the deployments `query` matches, in its order (see DeploymentQuery)."""
+        ...
+
+    def count(self, query: DeploymentQuery) -> int:
+        """How many deployments `query` matches, over all pages (its offset and limit ignored)."""
+        ...
 
     def save(
         self, d: Deployment, audit: AuditRecord | None = None, entry: FeedEntry | None = None
@@ -120,7 +161,25 @@ class Store(Protocol):
 
     def audit(self, record: AuditRecord) -> None: ...
 
-    def audit_log(self, target: str | None = None, limit: int = 500) -> list[AuditRecord]: ...
+    def audit_log(
+        self, target: str | None = None, limit: int = 500, offset: int = 0
+    ) -> list[AuditRecord]:
+        """Audit records (of `target`, or all), newest first: `limit` of them after `offset`."""
+        ...
+
+    # the usage index: where each model's versions are used (endpoints, code, monitors...)
+
+    def replace_usage(self, model: str, sites: list[UsageSite]) -> None:
+        """Make `sites` the whole index of `model`, in one transaction (every site must be of
+        `model`: ValueError otherwise)."""
+        ...
+
+    def usage_index(
+        self, model: str | None = None, offset: int = 0, limit: int = 500
+    ) -> list[UsageSite]:
+        """Usage sites of `model` (or of all models, by model name), in the order given to
+        `replace_usage`: `limit` of them after `offset`."""
+        ...
 
     def next_due(self) -> float | None: ...
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from core.domain import AuditRecord, Deployment
+from core.domain import AuditRecord, Deployment, UsageSite
 from core.feed import FeedEntry, entry_between
 from core.sqlite_db import open_db, write_transaction
-from core.store import Busy, Conflict, load_record
+from core.store import Busy, Conflict, DeploymentQuery, load_record
 
 # Columns kept beside the JSON body: enough to list and end a record whose body cannot be read.
 _COLUMNS = (
@@ -104,25 +105,199 @@ def m004_feed(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_listing(db: sqlite_utils.Database) -> None:
+    # Pages of deployments (DeploymentQuery) in their order: active first, then newest first.
+    # The listing index covers every column a filter reads, so a filter without an index of
+    # its own (the text match) reads this index, never the records with their bodies.
+    db.execute(
+        "CREATE INDEX deployments_listing ON deployments"
+        "(active, created_at, id, state, kind, model, endpoint, version)"
+    )
+    # One per equality filter, each in the listing order: a filtered page is a range of it.
+    for column in ("state", "model", "endpoint", "kind"):
+        db.execute(
+            f"CREATE INDEX deployments_by_{column} ON deployments({column}, active, created_at, id)"
+        )
+
+
+@migrations()
+def m006_usage_index(db: sqlite_utils.Database) -> None:
+    # Where each model's versions are used. `version` is TEXT: the domain's type may change.
+    db.execute(
+        "CREATE TABLE usage_sites (id INTEGER PRIMARY KEY, model TEXT NOT NULL, "
+        "kind TEXT NOT NULL, location TEXT NOT NULL, region TEXT, version TEXT NOT NULL, "
+        "deployment_id TEXT, detail TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX usage_sites_model ON usage_sites(model)")
+
+
+def deployment_row(d: Deployment) -> dict[str, Any]:
+    """The `deployments` row of `d`, as the store writes it."""
+    return {
+        "id": d.id,
+        "kind": d.kind.value,
+        "model": d.model,
+        "version": d.version,
+        "endpoint": d.endpoint,
+        "state": d.state.value,
+        "active": int(d.active),
+        "due": d.due_at,  # when it is due is the domain's rule: the column indexes it
+        "rev": d.rev,
+        "body": d.model_dump_json(),
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    }
+
+
+_ROW_COLUMNS = (
+    "id",
+    "kind",
+    "model",
+    "version",
+    "endpoint",
+    "state",
+    "active",
+    "due",
+    "rev",
+    "body",
+    "created_at",
+    "updated_at",
+)
+_INSERT_DEPLOYMENT = (
+    f"INSERT INTO deployments ({', '.join(_ROW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
+)
+
+
+def insert_deployments(db: sqlite_utils.Database, deployments: Iterable[Deployment]) -> None:
+    """Write the rows of new deployments, as they are (the caller holds the write transaction)."""
+    rows = (deployment_row(d) for d in deployments)
+    db.conn.executemany(_INSERT_DEPLOYMENT, (tuple(r[c] for c in _ROW_COLUMNS) for r in rows))
+
+
+# The order of a listing (DeploymentQuery): the deployments_* indexes of m005 give it as is.
+_LISTING_ORDER = "active DESC, created_at DESC, id DESC"
+_RECENT_ORDER = "created_at DESC, id DESC"
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(query: DeploymentQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (maybe empty) of `query`'s filters, and its parameters.
+
+    One filter leads: the first given of endpoint, model, states, kind (the most selective
+    first, as they usually are). Its index (m005) gives the page in order; the others are
+    checked on the rows it finds, their terms written `+column` so that the planner, which
+    has no statistics, cannot choose their index instead."""
+    states = query.wanted_states()
+    if states is not None and not states:
+        return "WHERE 0", []
+    equal = {
+        "endpoint": query.endpoint,
+        "model": query.model,
+        "state": states,
+        "kind": query.kind.value if query.kind is not None else None,
+    }
+    leader = next((column for column, value in equal.items() if value is not None), None)
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in equal.items():
+        if value is None:
+            continue
+        term = column if column == leader else f"+{column}"
+        if isinstance(value, frozenset):
+            clauses.append(f"{term} IN ({', '.join('?' * len(value))})")
+            params += sorted(s.value for s in value)
+            # The state decides `active`: saying so makes the listing order a range.
+            if len({s.terminal for s in value}) == 1:
+                clauses.append("active = ?" if column == leader else "+active = ?")
+                params.append(int(not next(iter(value)).terminal))
+        else:
+            clauses.append(f"{term} = ?")
+            params.append(value)
+    if query.text:
+        # LIKE ignores the case of ASCII letters: names are ASCII (core.names).
+        columns = ("id", "model", "CAST(version AS TEXT)", "endpoint")
+        clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+        params += [_like(query.text)] * len(columns)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+class _Connections:
+    """The connections a store has open, one per thread that used it.
+
+    A thread keeps its connection in the store's thread-local data, inside a `_Held`: when
+    the thread ends, Python drops that data, and the `_Held`'s finalizer closes the
+    connection. `close_all` closes those of threads still running (the store's `close`)."""
+
+    def __init__(self) -> None:
+        # Reentrant: a finalizer may run (garbage collection) while this thread holds it.
+        self._lock = threading.RLock()
+        self._open: dict[int, sqlite_utils.Database] = {}
+        self._next = 0
+
+    def add(self, db: sqlite_utils.Database) -> int:
+        with self._lock:
+            self._next += 1
+            self._open[self._next] = db
+            return self._next
+
+    def release(self, key: int) -> None:
+        with self._lock:
+            db = self._open.pop(key, None)
+        if db is not None:
+            db.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            dbs = list(self._open.values())
+            self._open.clear()
+        for db in dbs:
+            db.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+
+class _Held:
+    """A thread's connection, as its thread-local data holds it."""
+
+    __slots__ = ("__weakref__", "db")
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+
 class SqliteStore:
-    """One connection per thread (SQLite serialises writers across connections)."""
+    """One connection per thread (SQLite serialises writers across connections); a thread's
+    connection closes when the thread ends, the others on `close()`."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._all: list[sqlite_utils.Database] = []
-        self._lock = threading.Lock()
+        self._connections = _Connections()
         self.db  # noqa: B018  (opens the file and brings its schema up to date)
 
     @property
     def db(self) -> sqlite_utils.Database:
-        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
-        if db is None:
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
             db = open_db(self.path, migrations)
-            self._local.db = db
-            with self._lock:
-                self._all.append(db)
-        return db
+            held = _Held(db)
+            # The callback holds the registry, not the store: a store nobody closed can go.
+            weakref.finalize(held, self._connections.release, self._connections.add(db))
+            self._local.held = held
+        return held.db
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open: one per thread that used the store and is running."""
+        return len(self._connections)
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -130,29 +305,10 @@ class SqliteStore:
             yield
 
     def close(self) -> None:
-        with self._lock:
-            for db in self._all:
-                db.close()
-            self._all.clear()
+        self._connections.close_all()
         self._local = threading.local()
 
     # ------------------------------------------------------------ deployments
-
-    def _row(self, d: Deployment) -> dict[str, Any]:
-        return {
-            "id": d.id,
-            "kind": d.kind.value,
-            "model": d.model,
-            "version": d.version,
-            "endpoint": d.endpoint,
-            "state": d.state.value,
-            "active": int(d.active),
-            "due": d.due_at,  # when it is due is the domain's rule: the column indexes it
-            "rev": d.rev,
-            "body": d.model_dump_json(),
-            "created_at": d.created_at,
-            "updated_at": d.updated_at,
-        }
 
     def _insert_audit(self, record: AuditRecord) -> None:
         self.db.execute(
@@ -181,11 +337,7 @@ class SqliteStore:
                     [name, d.id, d.requested_by, int(is_shared)],
                 )
             d = d.model_copy(update={"rev": 1})
-            row = self._row(d)
-            self.db.execute(
-                f"INSERT INTO deployments ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                list(row.values()),
-            )
+            insert_deployments(self.db, [d])
             self._insert_audit(audit)
             self._append(entry_between(None, d))
         return d
@@ -201,7 +353,7 @@ class SqliteStore:
         self, d: Deployment, audit: AuditRecord | None = None, entry: FeedEntry | None = None
     ) -> Deployment:
         new = d.model_copy(update={"rev": d.rev + 1})
-        row = self._row(new)
+        row = deployment_row(new)
         with self._write():
             cur = self.db.execute(
                 "UPDATE deployments SET state=?, active=?, due=?, rev=?, body=?, updated_at=? "
@@ -243,9 +395,49 @@ class SqliteStore:
     def find(self, prefix: str) -> list[Deployment]:
         return self._select("WHERE id >= ? AND id < ? ORDER BY id", [prefix, prefix + "\uffff"])
 
+    def _page(
+        self, where: str, params: list[Any], order: str, limit: int, offset: int = 0
+    ) -> list[Deployment]:
+        sql, values = self._page_sql(where, params, order, limit, offset)
+        return self._load(self.db.execute(sql, values).fetchall())
+
+    @staticmethod
+    def _page_sql(
+        where: str, params: list[Any], order: str, limit: int, offset: int
+    ) -> tuple[str, list[Any]]:
+        # Choose the page on the indexes alone (rowids), then read just its records: the
+        # records, with their bodies, of the rows skipped or filtered out are never read.
+        columns = ", ".join(f"d.{c}" for c in _COLUMNS)
+        outer = ", ".join(f"d.{term}" for term in order.split(", "))
+        sql = (
+            f"SELECT d.body, {columns} FROM (SELECT rowid AS r FROM deployments {where} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?) AS page "
+            f"JOIN deployments AS d ON d.rowid = page.r ORDER BY {outer}"
+        )
+        return sql, [*params, limit, offset]
+
     def recent(self, active_only: bool = False, limit: int = 200) -> list[Deployment]:
         where = "WHERE active = 1" if active_only else ""
-        return self._select(f"{where} ORDER BY created_at DESC, id DESC LIMIT ?", [limit])
+        return self._page(where, [], _RECENT_ORDER, limit)
+
+    def deployments(self, query: DeploymentQuery) -> list[Deployment]:
+        where, params = _where(query)
+        return self._page(where, params, _LISTING_ORDER, query.limit, query.offset)
+
+    def count(self, query: DeploymentQuery) -> int:
+        where, params = _where(query)
+        return int(
+            self.db.execute(f"SELECT COUNT(*) FROM deployments {where}", params).fetchone()[0]
+        )
+
+    def explain(self, query: DeploymentQuery, counting: bool = False) -> list[str]:
+        """SQLite's query plan for `deployments(query)` (or `count(query)`), one line a step."""
+        where, params = _where(query)
+        if counting:
+            sql, params = f"SELECT COUNT(*) FROM deployments {where}", params
+        else:
+            sql, params = self._page_sql(where, params, _LISTING_ORDER, query.limit, query.offset)
+        return [str(r[3]) for r in self.db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
     def runnable(self, now: float) -> list[str]:
         rows = self.db.execute(
@@ -353,16 +545,72 @@ class SqliteStore:
         with self._write():
             self._insert_audit(record)
 
-    def audit_log(self, target: str | None = None, limit: int = 500) -> list[AuditRecord]:
+    def audit_log(
+        self, target: str | None = None, limit: int = 500, offset: int = 0
+    ) -> list[AuditRecord]:
         sql = "SELECT at, actor, action, target, detail FROM audit"
         params: list[Any] = []
         if target:
             sql += " WHERE target = ?"
             params.append(target)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
+        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+        params += [limit, offset]
         return [
             AuditRecord(at=r[0], actor=r[1], action=r[2], target=r[3], detail=json.loads(r[4]))
+            for r in self.db.execute(sql, params).fetchall()
+        ]
+
+    # ------------------------------------------------------------ the usage index
+
+    def replace_usage(self, model: str, sites: list[UsageSite]) -> None:
+        strangers = sorted({s.model for s in sites} - {model})
+        if strangers:
+            raise ValueError(f"usage sites of {', '.join(strangers)} given as sites of {model}")
+        rows = [
+            (
+                s.model,
+                s.kind.value,
+                s.location,
+                s.region,
+                str(s.version),
+                s.deployment_id,
+                json.dumps(s.detail),
+            )
+            for s in sites
+        ]
+        with self._write():
+            self.db.execute("DELETE FROM usage_sites WHERE model = ?", [model])
+            self.db.conn.executemany(
+                "INSERT INTO usage_sites (model, kind, location, region, version, "
+                "deployment_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def usage_index(
+        self, model: str | None = None, offset: int = 0, limit: int = 500
+    ) -> list[UsageSite]:
+        sql = (
+            "SELECT model, kind, location, region, version, deployment_id, detail FROM usage_sites"
+        )
+        params: list[Any] = []
+        if model is not None:
+            sql += " WHERE model = ?"
+            params.append(model)
+        sql += " ORDER BY model, id LIMIT ? OFFSET ?"
+        params += [limit, offset]
+        # `version` is stored as TEXT: validating gives it back as UsageSite's field wants it.
+        return [
+            UsageSite.model_validate(
+                {
+                    "model": r[0],
+                    "kind": r[1],
+                    "location": r[2],
+                    "region": r[3],
+                    "version": r[4],
+                    "deployment_id": r[5],
+                    "detail": json.loads(r[6]),
+                }
+            )
             for r in self.db.execute(sql, params).fetchall()
         ]
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from core.domain import DeploymentState, utcnow
-from core.executor import Executor
 from core.layout import alarm_name
 from core.machine import Start
 from core.ports import Variant
 from core.service import BadRequest, PermissionDenied, Service, WaitTimeout
 from core.spec import Alarms
+from core.steps import Executor
 from core.store.sqlite import SqliteStore
 from core.worker import Worker
 from tests.integration.conftest import MakeService

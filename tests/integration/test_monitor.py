@@ -169,6 +169,28 @@ def test_the_window_starts_at_since_and_regions_are_apart(home: Path) -> None:
     assert (elsewhere.value, elsewhere.firing) == (0.0, False)
 
 
+def test_live_figures_per_variant_and_role_over_the_last_window(home: Path) -> None:
+    now = [5000.5]
+    recorder = AggregateRecorder(home / METRICS_DB, REGION, clock=lambda: now[0])
+    recorder.start()
+    for i in range(40):  # 40 answers to callers, 4 of them errors
+        recorder.record("churn", "churn-v2", "production", 2.0, error=i % 10 == 0)
+    for _ in range(10):
+        recorder.record("churn", "churn-v3", "shadow", 8.0, error=False)
+    now[0] = 4000.5  # long before the window: left out
+    recorder.record("churn", "churn-v2", "production", 900.0, error=True)
+    recorder.close()
+
+    monitor = LocalMonitor(home, clock=lambda: 5010.0)
+    live = monitor.figures("churn", REGION, "churn-v2", "production", window_s=20)
+    assert (live.requests, live.request_rate, live.error_rate) == (40, 2.0, 0.1)
+    assert live.p99_ms is not None and 2.0 <= live.p99_ms <= 2.0 * 1.19  # one bucket at most
+    shadow = monitor.figures("churn", REGION, "churn-v3", "shadow", window_s=20)
+    assert (shadow.requests, shadow.error_rate) == (10, 0.0)
+    idle = monitor.figures("churn", "eu-west-1", "churn-v2", "production", window_s=20)
+    assert (idle.requests, idle.request_rate, idle.error_rate, idle.p99_ms) == (0, 0.0, 0.0, None)
+
+
 def test_alarms_are_listed_and_deleted(home: Path) -> None:
     monitor = LocalMonitor(home)
     first = monitor.ensure_alarms("churn", REGION, "churn-v1", Alarms())

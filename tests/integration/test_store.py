@@ -130,6 +130,8 @@ def test_reopening_migrates_once(tmp_path: Path) -> None:
         "m002_shared_locks",
         "m003_intents",
         "m004_feed",
+        "m005_listing",
+        "m006_usage_index",
     ]
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

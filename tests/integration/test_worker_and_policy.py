@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from core.domain import DeploymentState
-from core.executor import Executor
 from core.ports import PortError, TransientError
 from core.service import BadRequest, PermissionDenied
+from core.steps import Executor
 from core.worker import Worker
 from tests.integration.conftest import MakeService
 from tests.support.fakes import RecordingServing

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from core.layout import alarm_name
-from core.ports import AlarmState, CapturedPair, Change, CheckResult, EndpointConfig, PortError
+from core.ports import (
+    AlarmState,
+    CapturedPair,
+    Change,
+    CheckResult,
+    EndpointConfig,
+    PortError,
+    VariantFigures,
+)
 from core.spec import Alarms
 
 
@@ -94,6 +102,10 @@ class RecordingServing(_Recorder):
 class RecordingMonitor(_Recorder):
     """Alarms as names with thresholds; `fire(name, value)` makes one fire."""
 
+    def __init__(self, path: Path | None = None) -> None:
+        super().__init__(path)
+        self.traffic: dict[tuple[str, str, str], tuple[int, int, float | None]] = {}
+
     def ensure_alarms(self, endpoint: str, region: str, variant: str, alarms: Alarms) -> list[str]:
         self._enter("ensure_alarms", (endpoint, variant))
         names = [alarm_name(endpoint, variant, m) for m in ("error_rate", "p99_latency_ms")]
@@ -133,6 +145,23 @@ class RecordingMonitor(_Recorder):
 
     def alarms(self, prefix: str = "") -> list[str]:
         return sorted(n for n in self._load() if n.startswith(prefix))
+
+    def figures(
+        self, endpoint: str, region: str, variant: str, role: str, window_s: float = 60.0
+    ) -> VariantFigures:
+        """Traffic the test put in `traffic[(endpoint, variant, role)]`: (requests, errors, p99)."""
+        requests, errors, p99 = self.traffic.get((endpoint, variant, role), (0, 0, None))
+        return VariantFigures(
+            endpoint=endpoint,
+            region=region,
+            variant=variant,
+            role=role,
+            window_s=window_s,
+            requests=requests,
+            request_rate=requests / window_s,
+            error_rate=errors / requests if requests else 0.0,
+            p99_ms=p99,
+        )
 
 
 class RecordingCodeHost(_Recorder):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.domain import Library
 from core.layout import (
@@ -14,13 +16,28 @@ from core.layout import (
     parse_descriptor_path,
     variant_name,
 )
-from core.names import InvalidName, check_actor, check_endpoint, check_model, check_region
+from core.names import (
+    SAGEMAKER_NAME,
+    InvalidName,
+    check_actor,
+    check_endpoint,
+    check_model,
+    check_region,
+    resource_name,
+)
 from core.ports import EndpointConfig, ShadowConfig, Variant
 from core.traffic import add_variant, drain_to, revert, shift, with_shadow
 from core.usage import alarm_sites, artifact_sites
 
 
-@pytest.mark.parametrize("name", ["café", "名字", "a" * 49, "a" * 10_000, "", "-a", "a.b", "a/b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("café", "名字", "a" * 49, "a" * 10_000, "", "-a", "a.b", "a/b"),
+        *("a--b", "a_-b", "a-", "a_"),  # separators are single, between words
+        "a_" * 16 + "a",  # 33 characters, 49 once each '_' is spelled '--'
+    ],
+)
 def test_model_names_that_would_fail_later_are_refused(name: str) -> None:
     with pytest.raises(InvalidName, match="model"):
         check_model(name)
@@ -29,6 +46,31 @@ def test_model_names_that_would_fail_later_are_refused(name: str) -> None:
 @pytest.mark.parametrize("name", ["churn", "churn_model", "Churn-2", "a" * 48])
 def test_model_names_that_pass(name: str) -> None:
     assert check_model(name) == name
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.from_regex(r"[A-Za-z0-9]{1,5}", fullmatch=True), st.sampled_from(["-", "_"])),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(min_value=1, max_value=10**6),
+)
+def test_resource_names_are_valid_everywhere_and_never_shared(
+    words: list[tuple[str, str]], version: int
+) -> None:
+    model = "".join(w + sep for w, sep in words)[:-1]
+    check_model(model)
+    variant = variant_name(model, version)
+    assert SAGEMAKER_NAME.match(variant) and len(variant) <= 63
+    assert parse_alarm_name(alarm_name("e", variant, "p99_latency_ms")) is not None
+    twin = model.translate(str.maketrans("-_", "_-"))  # the same words, separators swapped
+    if twin != model:
+        assert resource_name(twin) != resource_name(model)
+        assert variant_name(twin, version) != variant
+    # one-to-one: the name comes back from its resource name
+    assert resource_name(model).replace("--", "_") == model
 
 
 def test_endpoint_region_and_actor_rules() -> None:

@@ -19,7 +19,7 @@ from core.gateway.aggregates import METRICS_DB, Window, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
 from core.gateway.metrics import PRODUCTION
 from core.layout import alarm_name
-from core.ports import AlarmState, NotFound
+from core.ports import AlarmState, NotFound, VariantFigures
 from core.spec import Alarms
 from core.sqlite_db import open_db, sqlite_errors, write_transaction
 
@@ -128,3 +128,23 @@ class LocalMonitor:
                 (len(prefix), prefix),
             ).fetchall()
         return [row[0] for row in rows]
+
+    def figures(
+        self, endpoint: str, region: str, variant: str, role: str, window_s: float = 60.0
+    ) -> VariantFigures:
+        now = self._clock()
+        with self._lock, sqlite_errors(self.path):
+            # Whole seconds, the current one included: it is still filling, so the rate
+            # counts it as part of the window rather than as a second of its own.
+            window = read_window(self.db, region, endpoint, variant, role, now - window_s)
+        return VariantFigures(
+            endpoint=endpoint,
+            region=region,
+            variant=variant,
+            role=role,
+            window_s=window_s,
+            requests=window.requests,
+            request_rate=window.requests / window_s,
+            error_rate=window.error_rate,
+            p99_ms=window.p99_ms if window.requests else None,
+        )

@@ -1,0 +1,316 @@
+"""What the front ends ask to be done: register, deploy, approve, abort, retire, rollback.
+
+Each checks its input and the actor's rights (core.policy) before it records anything, so
+bad input and refused requests change no state; each records what it does in the audit
+history with its actor. A recorded deployment is carried out by a worker (see `submit`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from core import policy
+from core.checks import check_artifact, check_endpoint, check_files
+from core.domain import (
+    Deployment,
+    DeploymentState,
+    Kind,
+    Library,
+    ModelVersion,
+    VersionStatus,
+    iso,
+    utcnow,
+)
+from core.events import Created
+from core.layout import variant_name
+from core.machine import Abort, Approve, InvalidTransition
+from core.names import InvalidName, check_model
+from core.ports import InvalidInput, NotFound, PortError
+from core.service.errors import BadRequest, PermissionDenied, busy_message, policy_checked
+from core.service.inputs import default_endpoint, deployment_spec
+from core.service.rollback import last_success, main_variant, served_before
+from core.service.running import Running
+from core.spec import DeploymentSpec, StrategyKind
+from core.store import Busy, endpoint_lock, version_lock
+from core.traffic import live_weight
+
+# How many of the newest deployments `rollback` looks through for the endpoint's last success.
+ROLLBACK_LOOKBACK = 1000
+
+
+def new_id(kind: Kind) -> str:
+    """A new deployment id: `dep-YYMMDD-xxxxxx` (`ret-` for a retirement)."""
+    prefix = "ret" if kind is Kind.RETIRE else "dep"
+    return f"{prefix}-{utcnow().strftime('%y%m%d')}-{uuid.uuid4().hex[:6]}"
+
+
+class Commands(Running):
+    # ------------------------------------------------------------ models
+
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        library: str,
+        golden: Path | None = None,
+        owner: str | None = None,
+    ) -> ModelVersion:
+        """Register a new version of model `name`; refuses a bad name or library, and an
+        artifact that does not load or whose golden rows do not fit it."""
+        try:
+            check_model(name)
+        except InvalidName as exc:
+            raise BadRequest(str(exc)) from None
+        try:
+            lib = Library(library)
+        except ValueError:
+            raise BadRequest(
+                f"--library {library}: expected one of {', '.join(x.value for x in Library)}"
+            ) from None
+        # Check before registering: a version that cannot load, or whose golden rows do not
+        # fit it, never enters the registry (the check runs the model in a child process).
+        try:
+            check_artifact(artifact, lib, golden, self.ws.scratch)
+            mv = self.ports.registry.register(name, artifact, lib, golden, owner, self.actor)
+        except InvalidInput as exc:
+            raise BadRequest(str(exc)) from None
+        self.store.audit(self._audit("register", f"{name}/v{mv.version}", library=lib.value))
+        return mv
+
+    # ------------------------------------------------------------ deploy
+
+    def deploy(
+        self,
+        model: str,
+        version: int,
+        endpoint: str | None = None,
+        strategy: str | None = None,
+        regions: list[str] | None = None,
+        file: Path | None = None,
+        dry_run: bool = False,
+    ) -> Deployment:
+        """Record a deployment of `model` v`version` (queued for a worker); `dry_run`: only
+        draft it. Refuses a non-deployer, bad input, files that fail their checks, a version
+        that already serves there, and an endpoint or version another deployment holds."""
+        with policy_checked():
+            policy.check_deploy(self.actor, self.policy, "deploy")
+        return self._deploy(
+            model, version, endpoint, strategy, regions, file, dry_run, action="deploy"
+        )
+
+    def _deploy(
+        self,
+        model: str,
+        version: int,
+        endpoint: str | None,
+        strategy: str | None,
+        regions: list[str] | None,
+        file: Path | None,
+        dry_run: bool,
+        action: str,
+        **detail: Any,
+    ) -> Deployment:
+        """`deploy` once the actor's right to is checked; `action` and `detail` go to the
+        audit record."""
+        spec = deployment_spec(self.ws.settings.defaults, file, endpoint, strategy, regions)
+        mv = self.version(model, version)
+        if spec.endpoint is None:
+            spec = default_endpoint(model, spec, self.ports.serving.endpoints())
+        assert spec.endpoint is not None
+        try:
+            check_files(self.ports.registry, mv, self.ws.scratch)
+            current = {r: self.ports.serving.get_endpoint(spec.endpoint, r) for r in spec.regions}
+            check_endpoint(mv, spec.endpoint, spec, current)
+        except InvalidInput as exc:
+            raise BadRequest(str(exc)) from None
+        d = self._draft(Kind.DEPLOY, model, version, spec.endpoint, spec)
+        if dry_run:
+            return d
+        audit = self._audit(
+            action,
+            d.id,
+            model=model,
+            version=version,
+            endpoint=spec.endpoint,
+            strategy=d.strategy,
+            **detail,
+        )
+        try:
+            # Shared on the version: one version may go to two endpoints at once, but not
+            # while it is being retired (the retirement holds it exclusively).
+            return self.store.create(
+                d, [endpoint_lock(spec.endpoint)], audit, shared=[version_lock(model, version)]
+            )
+        except Busy as exc:
+            raise BadRequest(busy_message(exc)) from None
+
+    def _draft(
+        self, kind: Kind, model: str, version: int, endpoint: str, spec: DeploymentSpec
+    ) -> Deployment:
+        now = iso(self.clock())
+        return Deployment(
+            id=new_id(kind),
+            kind=kind,
+            model=model,
+            version=version,
+            endpoint=endpoint,
+            regions=list(spec.regions),
+            spec=spec,
+            requested_by=self.actor,
+            created_at=now,
+            updated_at=now,
+            events=[Created(at=now, by=self.actor)],
+        )
+
+    # ------------------------------------------------------------ rollback
+
+    def rollback(self, endpoint: str, strategy: str | None = None) -> Deployment:
+        """Record a deployment that puts back the version that served on `endpoint` before
+        its last successful deployment (all-at-once unless `strategy`), checked like `deploy`.
+        Refuses when there is nothing to go back to: no successful deployment there, no
+        endpoint before it, a retired or unregistered version, or the version serving now."""
+        with policy_checked():
+            policy.check_deploy(self.actor, self.policy, "roll back")
+        last = last_success(self.store.recent(limit=ROLLBACK_LOOKBACK), endpoint)
+        if last is None:
+            raise BadRequest(f"nothing to roll back: no successful deployment on {endpoint}")
+        what = f"{last.id} ({last.model} v{last.version})"
+        before = served_before(last)
+        if not before:
+            raise BadRequest(f"nothing to roll back on {endpoint}: {what} changed no endpoint")
+        if any(config is None for config in before.values()):
+            raise BadRequest(
+                f"nothing to roll back on {endpoint}: it did not exist before {what} created it"
+            )
+        previous = {region: main_variant(config) for region, config in before.items()}
+        targets = {(v.model, v.version) for v in previous.values() if v is not None}
+        if not targets:
+            raise BadRequest(f"nothing to roll back on {endpoint}: nothing served before {what}")
+        if len(targets) > 1:
+            shown = ", ".join(
+                f"{v.model} v{v.version} in {region}" for region, v in previous.items() if v
+            )
+            raise BadRequest(
+                f"cannot roll back {endpoint}: its regions served different versions before "
+                f"{what} ({shown}); deploy the one you want with `mmm deploy`"
+            )
+        model, version = targets.pop()
+        target = f"{model} v{version}"
+        try:
+            status = self.ports.registry.get(model, version).status
+        except NotFound:
+            raise BadRequest(
+                f"cannot roll back {endpoint} to {target}: it is no longer in the registry"
+            ) from None
+        if status is VersionStatus.RETIRED:
+            raise BadRequest(f"cannot roll back {endpoint} to {target}: it has been retired")
+        name = variant_name(model, version)
+        for region in before:
+            now = main_variant(self.ports.serving.get_endpoint(endpoint, region))
+            if now is not None and now.name == name:
+                raise BadRequest(
+                    f"nothing to roll back on {endpoint}: {target}, which served before "
+                    f"{last.id}, serves there now"
+                )
+        return self._deploy(
+            model,
+            version,
+            endpoint,
+            strategy or StrategyKind.ALL_AT_ONCE.value,
+            sorted(before),
+            None,
+            False,
+            action="rollback",
+            undoes=last.id,
+        )
+
+    # ------------------------------------------------------------ approve, abort
+
+    def _event(self, d: Deployment, ev: Approve | Abort, action: str, **detail: Any) -> Deployment:
+        worker = self.worker()
+        try:
+            return worker.apply(d, ev, self._audit(action, d.id, **detail))
+        except InvalidTransition as exc:
+            raise BadRequest(str(exc)) from None
+
+    def approve(self, ref: str, gate: str | None = None) -> Deployment:
+        """Pass the gate deployment `ref` waits at (only `gate`, if given). Refuses one that
+        does not wait, and an actor the policy does not let approve it (that refusal is
+        audited)."""
+        d = self.get(ref)
+        if d.state is not DeploymentState.WAITING_APPROVAL:
+            raise BadRequest(
+                f"{d.id} is not waiting for approval (it is {d.state.value}, stage {d.stage.value})"
+            )
+        try:
+            with policy_checked():
+                policy.check_approve(self.actor, d, self.policy, self._owner(d))
+        except PermissionDenied as exc:
+            self.store.audit(self._audit("approve_refused", d.id, reason=str(exc)))
+            raise
+        return self._event(
+            d,
+            Approve(at=self.clock(), by=self.actor, gate=gate),
+            "approve",
+            gate=d.waiting_at,
+        )
+
+    def abort(self, ref: str, reason: str | None = None) -> Deployment:
+        """Stop deployment `ref` and have what it changed undone, in reverse. Refuses one that
+        has ended, and an actor the policy does not let abort it."""
+        d = self.get(ref)
+        if not d.active:
+            raise BadRequest(f"{d.id} has already ended ({d.state.value})")
+        with policy_checked():
+            policy.check_abort(self.actor, d, self.policy)
+        return self._event(
+            d, Abort(at=self.clock(), by=self.actor, reason=reason), "abort", reason=reason or ""
+        )
+
+    # ------------------------------------------------------------ retire
+
+    def retire(self, model: str, version: int | None = None, force: bool = False) -> Deployment:
+        """Record the retirement of `model` v`version` (all versions when None) from every
+        place it is used. Refuses a non-deployer, an unknown model or version, and a version
+        that still takes live traffic unless `force` (an admin's right)."""
+        with policy_checked():
+            policy.check_deploy(self.actor, self.policy, "retire")
+            if force:
+                policy.check_force(self.actor, self.policy)
+        if version is not None:
+            versions = [self.version(model, version).version]
+        else:
+            try:
+                versions = [mv.version for mv in self.ports.registry.versions(model)]
+            except PortError as exc:
+                raise BadRequest(str(exc)) from None
+            if not versions:
+                raise BadRequest(f"model {model!r} is not registered")
+        names = {variant_name(model, v) for v in versions}
+        endpoints: set[str] = set()
+        for config in self.ports.serving.endpoints():
+            shadow = {config.shadow.variant.name} if config.shadow else set()
+            if names & ({v.name for v in config.variants} | shadow):
+                endpoints.add(config.name)
+            weight = live_weight(config, names)
+            if weight > 0 and not force:
+                shown = f"{model} v{version}" if version else model
+                raise BadRequest(
+                    f"{shown} still takes {weight:g}% of live traffic on {config.name} "
+                    f"({config.region}); deploy another version there first, or pass --force"
+                )
+        spec = DeploymentSpec(endpoint=None)
+        d = self._draft(Kind.RETIRE, model, version or 0, "-", spec)
+        d.context.versions = versions
+        d.force = force
+        # Exclusive on the versions (no deployment of them meanwhile) and on every endpoint
+        # they are on, like a deployment there: a rollout and a retirement never interleave.
+        locks = [version_lock(model, v) for v in versions]
+        locks += [endpoint_lock(e) for e in sorted(endpoints)]
+        audit = self._audit("retire", d.id, model=model, versions=versions, force=force)
+        try:
+            return self.store.create(d, locks, audit)
+        except Busy as exc:
+            raise BadRequest(busy_message(exc)) from None

@@ -1,0 +1,170 @@
+"""Steps of a retirement: scan where the versions are used, remove their alarms and their
+generated code, move their artifacts to the trash and purge it at the end; and put the
+alarms and artifacts back, to undo. (Traffic comes off with the endpoint steps.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.domain import Command, Deployment, Kind
+from core.layout import (
+    ALARM_PREFIX,
+    artifact_prefix,
+    descriptor_path,
+    parse_alarm_name,
+    variant_name,
+)
+from core.ports import InvalidInput, PortError
+from core.spec import Alarms
+from core.steps.base import Done, EndpointEntry, NotYet, Outcome, Steps, endpoint_entry
+from core.traffic import live_weight
+from core.usage import code_sites
+
+
+class RetirementSteps(Steps):
+    def scan_usage(self, d: Deployment, cmd: Command) -> Outcome:
+        versions = self._versions(d)
+        names = {variant_name(d.model, v) for v in versions}
+        affected: list[EndpointEntry] = []
+        live: list[str] = []
+        for config in self.ports.serving.endpoints():
+            mine = {v.name for v in config.variants} | (
+                {config.shadow.variant.name} if config.shadow else set()
+            )
+            if mine & names:
+                affected.append(endpoint_entry(config.name, config.region, config))
+                weight = live_weight(config, names)
+                if weight > 0:
+                    live.append(f"{config.name} ({config.region}) at {weight:g}%")
+        if live and not d.force:
+            raise InvalidInput(
+                f"{d.model} still takes live traffic on {', '.join(live)}; "
+                "deploy another version there first, or retire with --force"
+            )
+        statuses = {str(v): self.ports.registry.get(d.model, v).status.value for v in versions}
+        alarms = self._alarm_entries(d, versions)
+        deletions = self._code_deletions(d, set(versions))
+        uris = [
+            uri
+            for bucket in ("production", "staging")
+            for v in versions
+            for uri in self.ports.artifacts.list(bucket, artifact_prefix(d.model, v))
+        ]
+        facts = {
+            "endpoints": affected,
+            "statuses": statuses,
+            "retire_alarms": alarms,
+            "code_deletions": deletions,
+            "artifact_uris": uris,
+        }
+        summary = (
+            f"{len(affected)} endpoint(s), {sum(len(a['names']) for a in alarms)} alarm(s), "
+            f"{len(deletions)} file(s), {len(uris)} artifact(s)"
+        )
+        return Done({"facts": facts, "summary": summary})
+
+    def _alarm_entries(self, d: Deployment, versions: list[int]) -> list[dict[str, Any]]:
+        """The alarms of the versions, with the thresholds they were made with (to restore them)."""
+        existing = set(self.ports.monitor.alarms(ALARM_PREFIX))
+        entries = []
+        for past in self.store.recent(limit=10_000):
+            if (
+                past.kind is not Kind.DEPLOY
+                or past.model != d.model
+                or past.version not in versions
+            ):
+                continue
+            for entry in past.context.alarms:
+                names = [n for n in entry["names"] if n in existing]
+                if names:
+                    entries.append({**entry, "names": names})
+                    existing -= set(names)
+        for version in versions:  # alarms made outside any deployment mmm remembers
+            variant = variant_name(d.model, version)
+            orphans = sorted(
+                n for n in existing if (p := parse_alarm_name(n)) and p.variant == variant
+            )
+            if orphans:
+                entries.append(
+                    {
+                        "endpoint": "",
+                        "region": "local",
+                        "variant": variant,
+                        "names": orphans,
+                        "thresholds": Alarms().model_dump(),
+                    }
+                )
+        return entries
+
+    def _code_deletions(self, d: Deployment, versions: set[int]) -> list[str]:
+        from core.codegen.render import managed_paths
+
+        on_main = set(self.ports.codehost.files())
+        paths: list[str] = []
+        for site in code_sites(self.ports.codehost, d.model, versions):
+            endpoint = str(site.detail["endpoint"])
+            own = descriptor_path(endpoint, d.model)
+            # The client and golden test are per endpoint: keep them while another model's
+            # descriptor on that endpoint still needs them.
+            shared = any(p.startswith(f"deploy/{endpoint}/") and p != own for p in on_main)
+            wanted = [own] if shared else managed_paths(endpoint, d.model)
+            paths += [p for p in wanted if p in on_main and p not in paths]
+        return paths
+
+    def remove_alarms(self, d: Deployment, cmd: Command) -> Outcome:
+        entries = d.context.retire_alarms
+        for entry in entries:
+            self.ports.monitor.delete_alarms(entry["names"], entry["region"])
+        return Done({"removed": entries, "summary": f"{len(entries)} alarm set(s) removed"})
+
+    def restore_alarms(self, d: Deployment, cmd: Command) -> Outcome:
+        for entry in cmd.args["alarms"]:
+            self.ports.monitor.ensure_alarms(
+                entry["endpoint"], entry["region"], entry["variant"], Alarms(**entry["thresholds"])
+            )
+        return Done({"summary": "alarms restored"})
+
+    def remove_code(self, d: Deployment, cmd: Command) -> Outcome:
+        deletions = d.context.code_deletions
+        if not deletions:
+            return Done({"summary": "no generated code on main"})
+        change = self.ports.codehost.open_change(
+            d.id, {}, deletions, f"Retire {d.model} ({', '.join(deletions)})", d.requested_by
+        )
+        checks = self.ports.codehost.checks(change)
+        if checks is None:  # the change is reopened as it is on the next look: same head
+            return NotYet(self._look_again())
+        if not checks.passed:
+            self.ports.codehost.revert(change, d.requested_by)
+            raise PortError(f"checks fail once the generated code is removed: {checks.summary}")
+        merged = self.ports.codehost.merge(change)
+        return Done({"change": merged.model_dump(), "summary": f"removed {len(deletions)} file(s)"})
+
+    def _trash_key(self, d: Deployment, uri: str) -> str:
+        return f"{d.id}/{uri.split('://', 1)[-1]}"
+
+    def trash_artifacts(self, d: Deployment, cmd: Command) -> Outcome:
+        # Moved, not deleted, until the retirement ends: an abort can put them back.
+        moves = []
+        for uri in d.context.artifact_uris:
+            trash = self.ports.artifacts.uri("trash", self._trash_key(d, uri))
+            if self.ports.artifacts.exists(uri):
+                self.ports.artifacts.copy(uri, "trash", self._trash_key(d, uri))
+                self.ports.artifacts.delete(uri)
+            if self.ports.artifacts.exists(trash):
+                moves.append({"from": uri, "to": trash})
+        return Done({"moves": moves, "summary": f"{len(moves)} artifact(s) removed"})
+
+    def restore_artifacts(self, d: Deployment, cmd: Command) -> Outcome:
+        for move in cmd.args["moves"]:
+            if self.ports.artifacts.exists(move["to"]):
+                bucket, key = move["from"].split("://", 1)[-1].split("/", 1)
+                self.ports.artifacts.copy(move["to"], bucket, key)
+                self.ports.artifacts.delete(move["to"])
+        return Done({"summary": f"{len(cmd.args['moves'])} artifact(s) restored"})
+
+    def purge_trash(self, d: Deployment, cmd: Command) -> Outcome:
+        gone = [
+            self.ports.artifacts.delete(u) for u in self.ports.artifacts.list("trash", f"{d.id}/")
+        ]
+        return Done({"summary": f"purged {sum(gone)} file(s)"})
