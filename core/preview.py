@@ -1,4 +1,4 @@
-"""What an abort would change, before anyone clicks it: read from the deployment's journal.
+"""What an abort or a retirement would change, before anyone clicks it.
 
 An abort undoes the journal newest first (core.machine), each undo command
 computed when its step succeeded. The preview replays the same undo
@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.domain import Command, Deployment, Phase
+from core.domain import Command, Deployment, Phase, UsageSite
 from core.plan import Action
 from core.ports import EndpointConfig
 from core.traffic import revert
@@ -45,6 +45,13 @@ class AbortPreview(BaseModel):
     in_flight: str | None = None  # a forward step whose result will be undone on arrival
     possible: bool = True
     reason: str | None = None  # why abort is refused, when it is
+
+
+class RetirePreview(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sites: list[UsageSite]  # every usage site the retirement would remove
+    refused: str | None = None  # why it would be refused now (live traffic), if it would
 
 
 def preview_abort(d: Deployment, live: LiveConfig) -> AbortPreview:

@@ -86,6 +86,28 @@ def live_weight(config: EndpointConfig, names: set[str]) -> float:
     return sum(v.weight for v in config.variants if v.name in names)
 
 
+def holding(configs: list[EndpointConfig], names: set[str]) -> list[EndpointConfig]:
+    """The endpoints where any of the variants `names` is, serving or shadowing."""
+    return [
+        c
+        for c in configs
+        if names & ({v.name for v in c.variants} | ({c.shadow.variant.name} if c.shadow else set()))
+    ]
+
+
+def still_live(configs: list[EndpointConfig], names: set[str], shown: str) -> str | None:
+    """Why `shown` (a model, or one version) may not be retired: the endpoints where its
+    variants `names` still take live traffic; None when they take none."""
+    live = [(c, w) for c in configs if (w := live_weight(c, names)) > 0]
+    if not live:
+        return None
+    where = ", ".join(f"{c.name} ({c.region}) at {w:g}%" for c, w in live)
+    return (
+        f"{shown} still takes live traffic on {where}; "
+        "deploy another version there first, or retire with --force"
+    )
+
+
 def revert(
     live: EndpointConfig | None, before: EndpointConfig | None, after: EndpointConfig | None
 ) -> EndpointConfig | None:

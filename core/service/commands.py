@@ -30,14 +30,13 @@ from core.names import InvalidName, check_model
 from core.ports import InvalidInput, NotFound, PortError
 from core.service.errors import BadRequest, PermissionDenied, busy_message, policy_checked
 from core.service.inputs import default_endpoint, deployment_spec
-from core.service.rollback import last_success, main_variant, served_before
+from core.service.rollback import main_variant, served_before
 from core.service.running import Running
 from core.spec import DeploymentSpec, StrategyKind
-from core.store import Busy, endpoint_lock, version_lock
-from core.traffic import live_weight
+from core.store import Busy, DeploymentQuery, endpoint_lock, version_lock
+from core.traffic import holding, still_live
 
 # How many of the newest deployments `rollback` looks through for the endpoint's last success.
-ROLLBACK_LOOKBACK = 1000
 
 
 def new_id(kind: Kind) -> str:
@@ -173,7 +172,14 @@ class Commands(Running):
         endpoint before it, a retired or unregistered version, or the version serving now."""
         with policy_checked():
             policy.check_deploy(self.actor, self.policy, "roll back")
-        last = last_success(self.store.recent(limit=ROLLBACK_LOOKBACK), endpoint)
+        succeeded = DeploymentQuery(
+            endpoint=endpoint,
+            kind=Kind.DEPLOY,
+            states=frozenset({DeploymentState.SUCCEEDED}),
+            limit=1,
+        )
+        found = self.store.deployments(succeeded)  # newest first: its endpoint lock orders them
+        last = found[0] if found else None
         if last is None:
             raise BadRequest(f"nothing to roll back: no successful deployment on {endpoint}")
         what = f"{last.id} ({last.model} v{last.version})"
@@ -289,18 +295,11 @@ class Commands(Running):
             if not versions:
                 raise BadRequest(f"model {model!r} is not registered")
         names = {variant_name(model, v) for v in versions}
-        endpoints: set[str] = set()
-        for config in self.ports.serving.endpoints():
-            shadow = {config.shadow.variant.name} if config.shadow else set()
-            if names & ({v.name for v in config.variants} | shadow):
-                endpoints.add(config.name)
-            weight = live_weight(config, names)
-            if weight > 0 and not force:
-                shown = f"{model} v{version}" if version else model
-                raise BadRequest(
-                    f"{shown} still takes {weight:g}% of live traffic on {config.name} "
-                    f"({config.region}); deploy another version there first, or pass --force"
-                )
+        configs = self.ports.serving.endpoints()
+        refused = still_live(configs, names, f"{model} v{version}" if version else model)
+        if refused and not force:
+            raise BadRequest(refused)
+        endpoints = {c.name for c in holding(configs, names)}
         spec = DeploymentSpec(endpoint=None)
         d = self._draft(Kind.RETIRE, model, version or 0, "-", spec)
         d.context.versions = versions

@@ -8,12 +8,15 @@ from typing import Any
 from core import policy
 from core.domain import AuditRecord, Deployment, ModelVersion, UsageSite
 from core.feed import FeedEntry
-from core.layout import ALARM_PREFIX, artifact_prefix
+from core.layout import variant_name
 from core.machine import plan_of
-from core.ports import NotFound, PortError
+from core.ports import EndpointConfig, NotFound, PortError, VariantFigures
+from core.preview import AbortPreview, RetirePreview, preview_abort
 from core.service.base import ServiceBase
 from core.service.errors import BadRequest
-from core.usage import alarm_sites, artifact_sites, code_sites, endpoint_sites, registry_site
+from core.store import DeploymentQuery
+from core.traffic import still_live
+from core.usage import endpoint_sites, sites_of
 
 
 class Queries(ServiceBase):
@@ -36,16 +39,27 @@ class Queries(ServiceBase):
         """The newest deployments and retirements, newest first (only active ones if asked)."""
         return self.store.recent(active_only=active_only)
 
+    def page(self, query: DeploymentQuery) -> tuple[list[Deployment], int]:
+        """One page of deployments matching `query` (active first, then newest), and how
+        many match in all: answered by the store's indexes, however many there are."""
+        return self.store.deployments(query), self.store.count(query)
+
+    def preview_abort(self, ref: str) -> AbortPreview:
+        """What `abort` would undo now, and how each endpoint would serve afterwards."""
+        return preview_abort(self.get(ref), self.ports.serving.get_endpoint)
+
     def plan(self, d: Deployment) -> list[dict[str, str]]:
         """The steps `d` goes through, as rows of step, stage and action."""
         return [
             {"step": s.name, "stage": s.stage.value, "action": s.action.value} for s in plan_of(d)
         ]
 
-    def audit_log(self, target: str | None = None) -> list[AuditRecord]:
+    def audit_log(
+        self, target: str | None = None, limit: int = 500, offset: int = 0
+    ) -> list[AuditRecord]:
         """Who did what, newest first; only about `target` (a deployment id, `model/vN`)
-        if given."""
-        return self.store.audit_log(target)
+        if given; `limit` records from `offset`."""
+        return self.store.audit_log(target, limit, offset)
 
     # ------------------------------------------------------------ models
 
@@ -81,28 +95,53 @@ class Queries(ServiceBase):
 
     def usage(self, model: str, version: int | None = None) -> list[UsageSite]:
         """Every place a model (or one version) is used: endpoints, artifacts, alarms, code,
-        registry; refuses a model or version that is not registered."""
+        registry, read from the systems now; refuses a model or version that is not
+        registered."""
         try:
-            versions = self.ports.registry.versions(model)
+            versions = {mv.version for mv in self.ports.registry.versions(model)}
         except PortError as exc:
             raise BadRequest(str(exc)) from None
         if not versions:
             raise BadRequest(f"model {model!r} is not registered")
-        wanted = {version} if version is not None else {mv.version for mv in versions}
-        if version is not None and version not in {mv.version for mv in versions}:
+        if version is not None and version not in versions:
             raise BadRequest(f"model {model!r} has no version {version}")
-        sites = endpoint_sites(self.ports.serving.endpoints(), model, wanted)
-        sites += artifact_sites(
-            self.ports.artifacts.list("production", artifact_prefix(model)), model, wanted
+        return sites_of(self.ports, model, {version} if version is not None else None)
+
+    def usage_index(
+        self, model: str | None = None, offset: int = 0, limit: int = 500
+    ) -> list[UsageSite]:
+        """Usage sites of every model (or one) as the worker last saw them: what a dashboard
+        lists without asking every system; `usage` reads the systems themselves."""
+        return self.store.usage_index(model, offset, limit)
+
+    def preview_retire(self, model: str, version: int | None = None) -> RetirePreview:
+        """What `retire` would remove (every usage site), and why it would be refused now
+        (live traffic) if it would."""
+        sites = self.usage(model, version)
+        versions = {version} if version is not None else {s.version for s in sites}
+        names = {variant_name(model, v) for v in versions}
+        shown = f"{model} v{version}" if version else model
+        return RetirePreview(
+            sites=sites, refused=still_live(self.ports.serving.endpoints(), names, shown)
         )
-        sites += alarm_sites(self.ports.monitor.alarms(ALARM_PREFIX), model, wanted, None)
-        sites += code_sites(self.ports.codehost, model, wanted)
-        for mv in versions:
-            if mv.version in wanted:
-                site = registry_site(model, mv.version, mv.status, mv.registry_ref)
-                if site is not None:
-                    sites.append(site)
-        return sites
+
+    # ------------------------------------------------------------ endpoints
+
+    def endpoints(self) -> list[EndpointConfig]:
+        """Every endpoint in every region: its variants with their weights, and its shadow."""
+        return sorted(self.ports.serving.endpoints(), key=lambda c: (c.name, c.region))
+
+    def figures(self, endpoint: str, region: str, window_s: float = 60.0) -> list[VariantFigures]:
+        """Live figures of each variant of an endpoint (and of its shadow) over the last
+        `window_s` seconds; refuses an endpoint that does not exist there."""
+        config = self.ports.serving.get_endpoint(endpoint, region)
+        if config is None:
+            raise BadRequest(f"no endpoint {endpoint} in {region}")
+        roles = [(v.name, "production") for v in config.variants]
+        if config.shadow is not None:
+            roles.append((config.shadow.variant.name, "shadow"))
+        monitor = self.ports.monitor
+        return [monitor.figures(endpoint, region, name, role, window_s) for name, role in roles]
 
     # ------------------------------------------------------------ rights (core.policy)
 

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from core.domain import Deployment, DeploymentState, Kind
+from core.domain import Deployment
 from core.plan import Action
 from core.ports import EndpointConfig, Variant
-
-
-def last_success(newest_first: Iterable[Deployment], endpoint: str) -> Deployment | None:
-    """The newest deployment (not retirement) to `endpoint` that succeeded."""
-    for d in newest_first:
-        if (
-            d.kind is Kind.DEPLOY
-            and d.endpoint == endpoint
-            and d.state is DeploymentState.SUCCEEDED
-        ):
-            return d
-    return None
 
 
 def served_before(d: Deployment) -> dict[str, EndpointConfig | None] | None:

@@ -4,6 +4,7 @@ alarms and artifacts back, to undo. (Traffic comes off with the endpoint steps.)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from core.domain import Command, Deployment, Kind
@@ -16,8 +17,9 @@ from core.layout import (
 )
 from core.ports import InvalidInput, PortError
 from core.spec import Alarms
-from core.steps.base import Done, EndpointEntry, NotYet, Outcome, Steps, endpoint_entry
-from core.traffic import live_weight
+from core.steps.base import Done, NotYet, Outcome, Steps, endpoint_entry
+from core.store import PAGE_MAX, DeploymentQuery
+from core.traffic import holding, still_live
 from core.usage import code_sites
 
 
@@ -25,22 +27,12 @@ class RetirementSteps(Steps):
     def scan_usage(self, d: Deployment, cmd: Command) -> Outcome:
         versions = self._versions(d)
         names = {variant_name(d.model, v) for v in versions}
-        affected: list[EndpointEntry] = []
-        live: list[str] = []
-        for config in self.ports.serving.endpoints():
-            mine = {v.name for v in config.variants} | (
-                {config.shadow.variant.name} if config.shadow else set()
-            )
-            if mine & names:
-                affected.append(endpoint_entry(config.name, config.region, config))
-                weight = live_weight(config, names)
-                if weight > 0:
-                    live.append(f"{config.name} ({config.region}) at {weight:g}%")
-        if live and not d.force:
-            raise InvalidInput(
-                f"{d.model} still takes live traffic on {', '.join(live)}; "
-                "deploy another version there first, or retire with --force"
-            )
+        configs = self.ports.serving.endpoints()
+        affected = [endpoint_entry(c.name, c.region, c) for c in holding(configs, names)]
+        # Checked again here: traffic may have moved since the retirement was asked for.
+        refused = still_live(configs, names, d.model)
+        if refused and not d.force:
+            raise InvalidInput(refused)
         statuses = {str(v): self.ports.registry.get(d.model, v).status.value for v in versions}
         alarms = self._alarm_entries(d, versions)
         deletions = self._code_deletions(d, set(versions))
@@ -63,16 +55,19 @@ class RetirementSteps(Steps):
         )
         return Done({"facts": facts, "summary": summary})
 
+    def _deployments_of(self, model: str) -> Iterator[Deployment]:
+        """Every deployment of `model`, page by page."""
+        query = DeploymentQuery(model=model, kind=Kind.DEPLOY, limit=PAGE_MAX)
+        while page := self.store.deployments(query):
+            yield from page
+            query = query.next_page()
+
     def _alarm_entries(self, d: Deployment, versions: list[int]) -> list[dict[str, Any]]:
         """The alarms of the versions, with the thresholds they were made with (to restore them)."""
         existing = set(self.ports.monitor.alarms(ALARM_PREFIX))
         entries = []
-        for past in self.store.recent(limit=10_000):
-            if (
-                past.kind is not Kind.DEPLOY
-                or past.model != d.model
-                or past.version not in versions
-            ):
+        for past in self._deployments_of(d.model):
+            if past.version not in versions:
                 continue
             for entry in past.context.alarms:
                 names = [n for n in entry["names"] if n in existing]

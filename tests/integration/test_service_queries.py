@@ -1,0 +1,62 @@
+"""The service's queries for the front ends: pages, previews, endpoints and their figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.domain import DeploymentState
+from core.service import BadRequest
+from core.store import DeploymentQuery
+from tests.integration.conftest import MakeService
+from tests.support.fakes import RecordingMonitor
+
+Files = Callable[[int], tuple[Path, Path]]
+
+
+def test_queries_of_a_workspace_with_two_versions_serving(
+    make_service: MakeService, model_files: Files
+) -> None:
+    svc = make_service()
+    for seed in (0, 1):
+        artifact, golden = model_files(seed)
+        svc.register("churn", artifact, "sklearn", golden, "risk")
+    first = svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    second = svc.run(svc.deploy("churn", 2, "fraud-scorer"))
+    assert {first.state, second.state} == {DeploymentState.SUCCEEDED}
+
+    page, total = svc.page(DeploymentQuery(limit=1))
+    assert total == 2 and [d.id for d in page] == [second.id]  # newest first
+    page, total = svc.page(DeploymentQuery(endpoint="churn-scorer"))
+    assert total == 1 and page[0].id == first.id
+    audit = svc.audit_log(limit=2) + svc.audit_log(limit=10, offset=2)
+    assert audit == svc.audit_log() and len(audit) >= 4
+
+    assert [(c.name, c.region) for c in svc.endpoints()] == [
+        ("churn-scorer", "local"),
+        ("fraud-scorer", "local"),
+    ]
+    monitor = svc.ports.monitor
+    assert isinstance(monitor, RecordingMonitor)
+    monitor.traffic[("churn-scorer", "churn-v1", "production")] = (120, 6, 4.5)
+    (figures,) = svc.figures("churn-scorer", "local", window_s=60)
+    assert (figures.variant, figures.request_rate, figures.error_rate, figures.p99_ms) == (
+        "churn-v1",
+        2.0,
+        0.05,
+        4.5,
+    )
+    with pytest.raises(BadRequest, match="no endpoint nope in local"):
+        svc.figures("nope", "local")
+
+    retire = svc.preview_retire("churn", 1)
+    assert {s.kind.value for s in retire.sites} >= {"endpoint", "artifact", "monitor", "code"}
+    assert retire.refused is not None and "churn-scorer (local) at 100%" in retire.refused
+    with pytest.raises(BadRequest) as refused:
+        svc.retire("churn", 1)
+    assert str(refused.value) == retire.refused  # the preview says what retire then says
+
+    ended = svc.preview_abort(first.id)
+    assert not ended.possible
