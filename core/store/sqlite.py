@@ -9,6 +9,7 @@ writers never both win.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -239,6 +240,7 @@ class _Connections:
         self._lock = threading.RLock()
         self._open: dict[int, sqlite_utils.Database] = {}
         self._next = 0
+        self._pid = os.getpid()
 
     def add(self, db: sqlite_utils.Database) -> int:
         with self._lock:
@@ -247,6 +249,12 @@ class _Connections:
             return self._next
 
     def release(self, key: int) -> None:
+        # In a child forked to run a program (subprocess with preexec_fn), Python drops the
+        # other threads' data right after the fork, which runs this finalizer: there the lock
+        # and SQLite's own mutexes may be held by threads that no longer exist. Touch nothing:
+        # the child is about to exec, and the connections are the parent's.
+        if os.getpid() != self._pid:
+            return
         with self._lock:
             db = self._open.pop(key, None)
         if db is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -171,3 +173,27 @@ def test_remember_keeps_the_first_value_and_computes_it_once(store: SqliteStore)
     assert store.remember("dep-1/007/shift:10", "dep-1", compute) == {"n": 1}
     assert store.remember("dep-1/007/shift:10", "dep-1", compute) == {"n": 1}
     assert len(calls) == 1
+
+
+def test_a_program_started_while_another_thread_holds_the_store_starts(tmp_path: Path) -> None:
+    """A child forked to run a program drops the other threads' connections at once; that
+    must not wait for locks those threads held at the fork (it would hang before exec)."""
+    store = SqliteStore(tmp_path / "state.db")
+    holding, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        store.db  # noqa: B018  (this thread's own connection)
+        with store._connections._lock:
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    holding.wait()
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], preexec_fn=lambda: None)
+    try:
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+        release.set()
+        thread.join()
