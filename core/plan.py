@@ -1,7 +1,7 @@
 """The steps of a deployment or a retirement, derived once from its spec.
 
 A plan is typed data (like Argo Rollouts' steps): the machine walks it, the
-executor carries out each step's action. Which steps exist depends only on the
+steps (core.steps) carry out each action. Which steps exist depends only on the
 strategy and the gates, so the plan is fixed when the deployment is created.
 """
 
