@@ -114,6 +114,7 @@ def test_abort_mid_rollout_undoes_everything(ws: Workspace, tmp_path: Path) -> N
     assert any(e["type"] == "abort_requested" and e["by"] == "bob" for e in aborted["events"])
 
 
+@pytest.mark.slow  # long through the CLI; `make test` keeps the in-process tests of it
 def test_retire_leaves_no_usage_site(ws: Workspace) -> None:
     ws.register(seed=0)
     ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
@@ -149,6 +150,7 @@ def test_retire_leaves_no_usage_site(ws: Workspace) -> None:
 # ---------------------------------------------------------------- bad input
 
 
+@pytest.mark.slow  # long through the CLI; `make test` keeps the in-process tests of it
 def test_unknown_model_or_version(ws: Workspace) -> None:
     ws.register()
     before = ws.snapshot()
@@ -228,6 +230,7 @@ def test_artifact_that_does_not_load_is_refused(ws: Workspace, tmp_path: Path) -
     assert ws.snapshot() == before
 
 
+@pytest.mark.slow  # long through the CLI; `make test` keeps the in-process tests of it
 def test_second_deploy_to_a_busy_endpoint_is_refused(ws: Workspace, tmp_path: Path) -> None:
     ws.register(seed=0)
     ws.register(seed=1)
