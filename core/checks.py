@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.domain import Library, ModelVersion
-from core.layout import variant_name
+from core.layout import check_variant
+from core.names import InvalidName
 from core.ports import EndpointConfig, InvalidInput, PortError, Registry
 from core.spec import DeploymentSpec, Shadow
 from core.traffic import serves
@@ -116,8 +117,12 @@ def check_files(registry: Registry, mv: ModelVersion, scratch: Path) -> int:
 def check_endpoint(
     mv: ModelVersion, endpoint: str, spec: DeploymentSpec, current: dict[str, EndpointConfig | None]
 ) -> None:
-    """The version does not serve there already, and a shadow has something to shadow."""
-    name = variant_name(mv.name, mv.version)
+    """The version's variant name is valid, it does not serve there already, and a shadow
+    has something to shadow."""
+    try:
+        name = check_variant(mv.name, mv.version)
+    except InvalidName as exc:
+        raise InvalidInput(str(exc)) from None
     for region, config in current.items():
         if config is not None and any(v.name == name and v.weight > 0 for v in config.variants):
             raise InvalidInput(f"{mv.name} v{mv.version} already serves on {endpoint} ({region})")

@@ -17,6 +17,7 @@ from typing_extensions import TypedDict  # pydantic validates typing's TypedDict
 
 from core.events import DeploymentEvent, Sparse
 from core.spec import DeploymentSpec, Gate
+from core.versions import Version, shown
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ class ModelVersion(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    version: int
+    version: Version
     library: Library
     format: str  # file format of the artifact: joblib, pickle, json, ubj, onnx
     artifact: str  # location in the registry's own storage (path or URI)
@@ -148,7 +149,7 @@ class UsageSite(BaseModel):
     location: str
     region: str | None = None
     model: str
-    version: int
+    version: Version
     deployment_id: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
 
@@ -226,7 +227,7 @@ class Facts(Sparse):
     # go through `merged()`, which refuses them: there, an undeclared key is a handler's typo.
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-    versions: list[int] | None = None  # retirement: the versions it retires
+    versions: list[Version] | None = None  # retirement: the versions it retires
     library: Library | None = None
     sha256: str | None = None
     statuses: dict[str, str] = Field(default_factory=dict)  # version -> registry status
@@ -237,7 +238,7 @@ class Facts(Sparse):
     change: dict[str, Any] | None = None  # a core.ports.Change dump: the pull request
     alarms: list[AlarmSet] = Field(default_factory=list)
     # the versions that drain_old took off their last endpoint (finalize archives them)
-    drained: list[int] = Field(default_factory=list)
+    drained: list[Version] = Field(default_factory=list)
     gate: Gate | None = None  # the gate it waits at
     collect_started: str | None = None
     min_samples: int | None = None  # paired predictions an inconclusive analysis asked for
@@ -263,7 +264,7 @@ class Deployment(BaseModel):
     id: str
     kind: Kind = Kind.DEPLOY
     model: str
-    version: int
+    version: Version
     endpoint: str
     regions: list[str]
     spec: DeploymentSpec
@@ -345,7 +346,7 @@ class Deployment(BaseModel):
             "id": self.id,
             "kind": str(self.kind),
             "model": self.model,
-            "version": self.version,
+            "version": shown(self.version),
             "endpoint": self.endpoint,
             "regions": list(self.regions),
             "strategy": self.strategy,

@@ -10,41 +10,53 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass
 
-from core.names import resource_name
+from core.names import SAGEMAKER_NAME, InvalidName, resource_name
+from core.versions import check_version, resource_version
 
 ALARM_PREFIX = "mmm/"
 _ALARM_SUFFIX = {"error_rate": "error-rate", "p99_latency_ms": "p99-latency"}
 _ALARM_METRIC = {v: k for k, v in _ALARM_SUFFIX.items()}
 
 
-def variant_name(model: str, version: int) -> str:
-    """A version's variant on an endpoint; valid as a SageMaker name (core.names)."""
-    return f"{resource_name(model)}-v{version}"
+def variant_name(model: str, version: str) -> str:
+    """A version's variant on an endpoint; valid as a SageMaker name (core.names), and
+    never the same for two (model, version) pairs (core.versions)."""
+    return f"{resource_name(model)}-v{resource_version(version)}"
+
+
+def check_variant(model: str, version: str) -> str:
+    """The variant name of a checked model and version, refused (InvalidName) when the two
+    together are longer than SageMaker allows: checked before anything is made."""
+    name = variant_name(model, version)
+    if not SAGEMAKER_NAME.match(name):
+        raise InvalidName(
+            f"{model} v{version}: its variant name {name!r} is longer than 63 characters; "
+            "a shorter model or version name fits"
+        )
+    return name
 
 
 # ---------------------------------------------------------------- artifacts
 
 
-def artifact_prefix(model: str, version: int | None = None) -> str:
+def artifact_prefix(model: str, version: str | None = None) -> str:
     """Bucket key prefix of a model's files (of one version, or of all)."""
     return f"models/{model}/" if version is None else f"models/{model}/{version}/"
 
 
-def artifact_key(model: str, version: int, filename: str) -> str:
+def artifact_key(model: str, version: str, filename: str) -> str:
     return f"{artifact_prefix(model, version)}{filename}"
 
 
-def parse_artifact_key(key: str) -> tuple[str, int] | None:
+def parse_artifact_key(key: str) -> tuple[str, str] | None:
     """(model, version) of a key made by `artifact_key`; None for any other key."""
     parts = key.split("/")
-    if len(parts) < 4 or parts[0] != "models" or not parts[2].isdigit() or not parts[-1]:
+    if len(parts) < 4 or parts[0] != "models" or not parts[-1]:
         return None
-    return parts[1], int(parts[2])
-
-
-def uri_key(uri: str) -> str:
-    """The key part of "<scheme>://<bucket>/<key>"."""
-    return uri.split("://", 1)[-1].split("/", 1)[-1]
+    try:
+        return parts[1], check_version(parts[2])
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- alarms

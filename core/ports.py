@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.domain import Deployment, Library, ModelVersion, VersionStatus
 from core.feed import FeedEntry
 from core.spec import Alarms
+from core.versions import Version
 
 
 class PortError(Exception):
@@ -60,14 +61,14 @@ class Registry(Protocol):
         """Add a new version; raises InvalidInput for an unreadable file."""
         ...
 
-    def get(self, name: str, version: int) -> ModelVersion:
+    def get(self, name: str, version: str) -> ModelVersion:
         """Raises NotFound naming the model or the version."""
         ...
 
     def versions(self, name: str | None = None) -> list[ModelVersion]: ...
 
     def set_status(
-        self, name: str, version: int, status: VersionStatus, actor: str
+        self, name: str, version: str, status: VersionStatus, actor: str
     ) -> VersionStatus:
         """Set the status; returns the previous one. A no-op when already at `status`."""
         ...
@@ -100,6 +101,10 @@ class ArtifactStore(Protocol):
     def list(self, bucket: str, prefix: str = "") -> list[str]: ...
 
     def uri(self, bucket: str, key: str) -> str: ...
+
+    def locate(self, uri: str) -> tuple[str, str] | None:
+        """(bucket, key) of a URI this store made (`uri` read back); None for any other."""
+        ...
 
     def local_path(self, uri: str) -> Path:
         """A local file holding the object (downloaded to a cache when remote)."""
@@ -167,7 +172,7 @@ class Variant(BaseModel):
 
     name: str  # "<model>-v<version>"
     model: str
-    version: int
+    version: Version
     library: Library
     artifact: str  # URI in the production bucket
     weight: float = Field(ge=0, le=100)  # percent of live traffic
@@ -261,6 +266,31 @@ class VariantFigures(BaseModel):
     request_rate: float  # requests per second over the window
     error_rate: float  # errors / requests; 0.0 without requests
     p99_ms: float | None  # None without requests
+
+    @classmethod
+    def counted(
+        cls,
+        endpoint: str,
+        region: str,
+        variant: str,
+        role: str,
+        window_s: float,
+        requests: int,
+        errors: int,
+        p99_ms: float | None,
+    ) -> VariantFigures:
+        """The figures of `requests` and `errors` counted over the window."""
+        return cls(
+            endpoint=endpoint,
+            region=region,
+            variant=variant,
+            role=role,
+            window_s=window_s,
+            requests=requests,
+            request_rate=requests / window_s,
+            error_rate=errors / requests if requests else 0.0,
+            p99_ms=p99_ms if requests else None,
+        )
 
 
 class Monitor(Protocol):

@@ -17,14 +17,14 @@ from core.layout import (
     parse_alarm_name,
     parse_artifact_key,
     parse_descriptor_path,
-    uri_key,
     variant_name,
 )
-from core.ports import CodeHost, EndpointConfig, PortError, Ports
+from core.ports import ArtifactStore, CodeHost, EndpointConfig, PortError, Ports
+from core.versions import sort_key
 
 
 def endpoint_sites(
-    configs: list[EndpointConfig], model: str, versions: set[int] | None
+    configs: list[EndpointConfig], model: str, versions: set[str] | None
 ) -> list[UsageSite]:
     sites = []
     for config in configs:
@@ -59,10 +59,13 @@ def endpoint_sites(
     return sites
 
 
-def artifact_sites(uris: list[str], model: str, versions: set[int] | None) -> list[UsageSite]:
+def artifact_sites(
+    store: ArtifactStore, uris: list[str], model: str, versions: set[str] | None
+) -> list[UsageSite]:
     sites = []
     for uri in uris:
-        parsed = parse_artifact_key(uri_key(uri))
+        located = store.locate(uri)
+        parsed = parse_artifact_key(located[1]) if located is not None else None
         if parsed and parsed[0] == model and (versions is None or parsed[1] in versions):
             sites.append(
                 UsageSite(kind=UsageKind.ARTIFACT, location=uri, model=model, version=parsed[1])
@@ -71,11 +74,11 @@ def artifact_sites(uris: list[str], model: str, versions: set[int] | None) -> li
 
 
 def alarm_sites(
-    names: list[str], model: str, versions: set[int], region: str | None
+    names: list[str], model: str, versions: set[str], region: str | None
 ) -> list[UsageSite]:
     """Alarms whose name says they watch a variant of exactly these versions."""
     sites = []
-    for version in sorted(versions):
+    for version in sorted(versions, key=sort_key):
         variant = variant_name(model, version)
         for name in names:
             parsed = parse_alarm_name(name)
@@ -92,7 +95,7 @@ def alarm_sites(
     return sites
 
 
-def code_sites(codehost: CodeHost, model: str, versions: set[int] | None) -> list[UsageSite]:
+def code_sites(codehost: CodeHost, model: str, versions: set[str] | None) -> list[UsageSite]:
     """Deployment descriptors on main that name the model (and which version they pin)."""
     sites = []
     for path in codehost.files(DESCRIPTORS):
@@ -103,9 +106,9 @@ def code_sites(codehost: CodeHost, model: str, versions: set[int] | None) -> lis
             doc = yaml.safe_load(codehost.read(path) or "") or {}
         except (yaml.YAMLError, PortError):
             continue
-        version = (
-            int(doc.get("model", {}).get("version", 0)) if isinstance(doc.get("model"), dict) else 0
-        )
+        # YAML reads the local registry's versions as numbers: compare as text.
+        pinned = doc.get("model", {}).get("version") if isinstance(doc.get("model"), dict) else None
+        version = str(pinned) if pinned is not None else "0"
         if versions is None or version in versions:
             sites.append(
                 UsageSite(
@@ -119,7 +122,7 @@ def code_sites(codehost: CodeHost, model: str, versions: set[int] | None) -> lis
     return sites
 
 
-def registry_site(model: str, version: int, status: VersionStatus, ref: str) -> UsageSite | None:
+def registry_site(model: str, version: str, status: VersionStatus, ref: str) -> UsageSite | None:
     if status not in (VersionStatus.STAGING, VersionStatus.PRODUCTION):
         return None
     return UsageSite(
@@ -131,15 +134,14 @@ def registry_site(model: str, version: int, status: VersionStatus, ref: str) -> 
     )
 
 
-def sites_of(ports: Ports, model: str, versions: set[int] | None = None) -> list[UsageSite]:
+def sites_of(ports: Ports, model: str, versions: set[str] | None = None) -> list[UsageSite]:
     """Every usage site of `model` (of `versions` only, when given), read from the systems:
     endpoints, the production bucket, alarms, generated code on main, the registry."""
     registered = ports.registry.versions(model)
     wanted = versions if versions is not None else {mv.version for mv in registered}
     sites = endpoint_sites(ports.serving.endpoints(), model, wanted)
-    sites += artifact_sites(
-        ports.artifacts.list("production", artifact_prefix(model)), model, wanted
-    )
+    uris = ports.artifacts.list("production", artifact_prefix(model))
+    sites += artifact_sites(ports.artifacts, uris, model, wanted)
     sites += alarm_sites(ports.monitor.alarms(ALARM_PREFIX), model, wanted, None)
     sites += code_sites(ports.codehost, model, wanted)
     for mv in registered:

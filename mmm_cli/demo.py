@@ -102,7 +102,7 @@ def run_demo(keep_running: bool = False) -> None:
         click.echo(f"  {MODEL} v{mv.version} ({mv.library.value}, sha256 {mv.sha256[:12]})")
 
     _say(f"4. deploy v1 to {ENDPOINT}, all at once")
-    _run(alice, alice.deploy(MODEL, 1, ENDPOINT))
+    _run(alice, alice.deploy(MODEL, "1", ENDPOINT))
 
     server = GatewayProcess(home, 0).start()  # a child process: model code gets no credentials
     try:
@@ -125,7 +125,7 @@ def run_demo(keep_running: bool = False) -> None:
             # both variants share this laptop's CPUs here; on separate hosts keep the default
             "analysis: {latency_slack_ms: 250}\n"
         )
-        d = _run(alice, alice.deploy(MODEL, 2, file=spec))
+        d = _run(alice, alice.deploy(MODEL, "2", file=spec))
         _say("7. the shadow analysis")
         _show_analysis(d.analysis or {})
 
@@ -149,7 +149,7 @@ def run_demo(keep_running: bool = False) -> None:
         click.echo(render.usage_table(alice.usage(MODEL)))
 
         _say("10. retire v1 (it serves nowhere now)")
-        _run(alice, alice.retire(MODEL, 1))
+        _run(alice, alice.retire(MODEL, "1"))
         click.echo(render.models_table(alice.models()))
 
         _say(f"done in {time.monotonic() - started:.0f} s. Where everything is:")

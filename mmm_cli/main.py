@@ -179,11 +179,11 @@ def models(c: Ctx, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("model")
-@click.option("--version", "version", type=int, help="Only this version.")
+@click.option("--version", "version", help="Only this version (as the registry names it).")
 @json_option
 @pass_ctx
 @handled
-def usage(c: Ctx, model: str, version: int | None, as_json: bool) -> None:
+def usage(c: Ctx, model: str, version: str | None, as_json: bool) -> None:
     """Every usage site of a model: endpoints, artifacts, alarms, code, registry."""
     sites = c.service().usage(model, version)
     if as_json:
@@ -231,7 +231,7 @@ def _exit_for(d: Any) -> None:
 
 @cli.command()
 @click.argument("model")
-@click.argument("version", type=int)
+@click.argument("version")
 @click.option("--endpoint", help="Endpoint name (or `endpoint:` in the file).")
 @click.option("--strategy", help="all-at-once | blue-green | shadow")
 @click.option("--region", "regions", multiple=True, help="Region (repeatable).")
@@ -246,7 +246,7 @@ def _exit_for(d: Any) -> None:
 def deploy(
     c: Ctx,
     model: str,
-    version: int,
+    version: str,
     endpoint: str | None,
     strategy: str | None,
     regions: tuple[str, ...],
@@ -371,14 +371,14 @@ def abort(c: Ctx, ref: str, reason: str | None, detach: bool, as_json: bool) -> 
 
 @cli.command()
 @click.argument("model")
-@click.argument("version", type=int, required=False)
+@click.argument("version", required=False)
 @click.option("--force", is_flag=True, help="Even while it takes live traffic.")
 @click.option("--detach", is_flag=True, help="Only queue it; a worker runs it.")
 @json_option
 @pass_ctx
 @handled
 def retire(
-    c: Ctx, model: str, version: int | None, force: bool, detach: bool, as_json: bool
+    c: Ctx, model: str, version: str | None, force: bool, detach: bool, as_json: bool
 ) -> None:
     """Remove a model version (or all) from every place it is used."""
     svc = c.service()

@@ -10,6 +10,7 @@ import click
 
 from core.domain import Deployment, DeploymentState, UsageSite
 from core.events import DeploymentEvent, Tone
+from core.versions import EVERY_VERSION
 
 STATE_COLOURS = {
     DeploymentState.SUCCEEDED: "green",
@@ -57,7 +58,7 @@ def state(d: Deployment) -> str:
 
 
 def deployment_line(d: Deployment) -> list[str]:
-    version = "all" if d.version == 0 else f"v{d.version}"
+    version = "all" if d.version == EVERY_VERSION else f"v{d.version}"
     return [d.id, d.model, version, d.endpoint, d.strategy, state(d), d.stage.value, d.requested_by]
 
 

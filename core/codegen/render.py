@@ -30,6 +30,7 @@ from core.layout import code_paths, endpoint_module
 from core.names import InvalidName, check_endpoint, check_model
 from core.ports import InvalidInput
 from core.spec import DeploymentSpec
+from core.versions import Version, shown
 
 __all__ = [
     "GATEWAY_ENV",
@@ -51,7 +52,7 @@ class CodegenContext(BaseModel):
 
     endpoint: str
     model: str
-    version: int
+    version: Version
     library: Library
     artifact_uri: str  # a local file path in the embedded default, else a URI (s3://...)
     golden_cases_jsonl: str | None = None
@@ -145,6 +146,7 @@ def _environment() -> Environment:
     env.filters["yaml"] = _yaml
     env.filters["comment"] = _comment
     env.filters["json"] = lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False)
+    env.filters["shown"] = shown  # a version as its registry names it: 3 or "1.1.0"
     return env
 
 

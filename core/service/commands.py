@@ -35,6 +35,7 @@ from core.service.running import Running
 from core.spec import DeploymentSpec, StrategyKind
 from core.store import Busy, DeploymentQuery, endpoint_lock, version_lock
 from core.traffic import holding, still_live
+from core.versions import EVERY_VERSION, shown
 
 # How many of the newest deployments `rollback` looks through for the endpoint's last success.
 
@@ -83,7 +84,7 @@ class Commands(Running):
     def deploy(
         self,
         model: str,
-        version: int,
+        version: str,
         endpoint: str | None = None,
         strategy: str | None = None,
         regions: list[str] | None = None,
@@ -102,7 +103,7 @@ class Commands(Running):
     def _deploy(
         self,
         model: str,
-        version: int,
+        version: str,
         endpoint: str | None,
         strategy: str | None,
         regions: list[str] | None,
@@ -131,7 +132,7 @@ class Commands(Running):
             action,
             d.id,
             model=model,
-            version=version,
+            version=shown(version),
             endpoint=spec.endpoint,
             strategy=d.strategy,
             **detail,
@@ -146,7 +147,7 @@ class Commands(Running):
             raise BadRequest(busy_message(exc)) from None
 
     def _draft(
-        self, kind: Kind, model: str, version: int, endpoint: str, spec: DeploymentSpec
+        self, kind: Kind, model: str, version: str, endpoint: str, spec: DeploymentSpec
     ) -> Deployment:
         now = iso(self.clock())
         return Deployment(
@@ -277,7 +278,7 @@ class Commands(Running):
 
     # ------------------------------------------------------------ retire
 
-    def retire(self, model: str, version: int | None = None, force: bool = False) -> Deployment:
+    def retire(self, model: str, version: str | None = None, force: bool = False) -> Deployment:
         """Record the retirement of `model` v`version` (all versions when None) from every
         place it is used. Refuses a non-deployer, an unknown model or version, and a version
         that still takes live traffic unless `force` (an admin's right)."""
@@ -301,14 +302,16 @@ class Commands(Running):
             raise BadRequest(refused)
         endpoints = {c.name for c in holding(configs, names)}
         spec = DeploymentSpec(endpoint=None)
-        d = self._draft(Kind.RETIRE, model, version or 0, "-", spec)
+        d = self._draft(Kind.RETIRE, model, version or EVERY_VERSION, "-", spec)
         d.context.versions = versions
         d.force = force
         # Exclusive on the versions (no deployment of them meanwhile) and on every endpoint
         # they are on, like a deployment there: a rollout and a retirement never interleave.
         locks = [version_lock(model, v) for v in versions]
         locks += [endpoint_lock(e) for e in sorted(endpoints)]
-        audit = self._audit("retire", d.id, model=model, versions=versions, force=force)
+        audit = self._audit(
+            "retire", d.id, model=model, versions=[shown(v) for v in versions], force=force
+        )
         try:
             return self.store.create(d, locks, audit)
         except Busy as exc:

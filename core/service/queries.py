@@ -10,6 +10,7 @@ from core.domain import AuditRecord, Deployment, ModelVersion, UsageSite
 from core.feed import FeedEntry
 from core.layout import variant_name
 from core.machine import plan_of
+from core.names import InvalidName
 from core.ports import EndpointConfig, NotFound, PortError, VariantFigures
 from core.preview import AbortPreview, RetirePreview, preview_abort
 from core.service.base import ServiceBase
@@ -17,6 +18,7 @@ from core.service.errors import BadRequest
 from core.store import DeploymentQuery
 from core.traffic import still_live
 from core.usage import endpoint_sites, sites_of
+from core.versions import check_version, shown, sort_key
 
 
 class Queries(ServiceBase):
@@ -63,23 +65,26 @@ class Queries(ServiceBase):
 
     # ------------------------------------------------------------ models
 
-    def version(self, model: str, version: int) -> ModelVersion:
-        """One registered version; refuses one the registry does not have."""
+    def version(self, model: str, version: str) -> ModelVersion:
+        """One registered version; refuses a malformed version and one the registry does
+        not have."""
         try:
-            return self.ports.registry.get(model, version)
-        except NotFound as exc:
+            return self.ports.registry.get(model, check_version(version))
+        except (NotFound, InvalidName) as exc:
             raise BadRequest(str(exc)) from None
 
     def models(self) -> list[dict[str, Any]]:
-        """Every model with its owner and versions, and where each version serves."""
+        """Every model with its owner and versions (in the registry's order, `version` as
+        JSON shows it), and where each version serves."""
         endpoints = self.ports.serving.endpoints()
         out: dict[str, dict[str, Any]] = {}
-        for mv in self.ports.registry.versions():
+        ordered = sorted(self.ports.registry.versions(), key=lambda mv: sort_key(mv.version))
+        for mv in ordered:
             entry = out.setdefault(mv.name, {"name": mv.name, "owner": mv.owner, "versions": []})
             sites = endpoint_sites(endpoints, mv.name, {mv.version})
             entry["versions"].append(
                 {
-                    "version": mv.version,
+                    "version": shown(mv.version),
                     "library": mv.library.value,
                     "status": mv.status.value,
                     "created_by": mv.created_by,
@@ -93,7 +98,7 @@ class Queries(ServiceBase):
             entry["owner"] = mv.owner or entry["owner"]
         return list(out.values())
 
-    def usage(self, model: str, version: int | None = None) -> list[UsageSite]:
+    def usage(self, model: str, version: str | None = None) -> list[UsageSite]:
         """Every place a model (or one version) is used: endpoints, artifacts, alarms, code,
         registry, read from the systems now; refuses a model or version that is not
         registered."""
@@ -114,15 +119,15 @@ class Queries(ServiceBase):
         lists without asking every system; `usage` reads the systems themselves."""
         return self.store.usage_index(model, offset, limit)
 
-    def preview_retire(self, model: str, version: int | None = None) -> RetirePreview:
+    def preview_retire(self, model: str, version: str | None = None) -> RetirePreview:
         """What `retire` would remove (every usage site), and why it would be refused now
         (live traffic) if it would."""
         sites = self.usage(model, version)
         versions = {version} if version is not None else {s.version for s in sites}
         names = {variant_name(model, v) for v in versions}
-        shown = f"{model} v{version}" if version else model
+        what = f"{model} v{version}" if version else model
         return RetirePreview(
-            sites=sites, refused=still_live(self.ports.serving.endpoints(), names, shown)
+            sites=sites, refused=still_live(self.ports.serving.endpoints(), names, what)
         )
 
     # ------------------------------------------------------------ endpoints

@@ -76,9 +76,7 @@ class ArtifactSteps(Steps):
                 # the versions it replaced serve nowhere now: archived until retired
                 wanted |= {str(v): VersionStatus.ARCHIVED.value for v in d.context.drained}
         for version, status in wanted.items():
-            self.ports.registry.set_status(
-                d.model, int(version), VersionStatus(status), d.requested_by
-            )
+            self.ports.registry.set_status(d.model, version, VersionStatus(status), d.requested_by)
         previous = {v: before[v] for v in wanted if before.get(v) and before[v] != wanted[v]}
         statuses = {**before, **wanted}
         summary = ", ".join(f"v{v} {s}" for v, s in wanted.items())

@@ -40,7 +40,7 @@ class Steps:
     store: Store
     clock: Callable[[], datetime]
 
-    def _versions(self, d: Deployment) -> list[int]:
+    def _versions(self, d: Deployment) -> list[str]:
         return d.context.versions or [d.version]
 
     def _look_again(self) -> datetime:

@@ -62,7 +62,7 @@ class RetirementSteps(Steps):
             yield from page
             query = query.next_page()
 
-    def _alarm_entries(self, d: Deployment, versions: list[int]) -> list[dict[str, Any]]:
+    def _alarm_entries(self, d: Deployment, versions: list[str]) -> list[dict[str, Any]]:
         """The alarms of the versions, with the thresholds they were made with (to restore them)."""
         existing = set(self.ports.monitor.alarms(ALARM_PREFIX))
         entries = []
@@ -91,7 +91,7 @@ class RetirementSteps(Steps):
                 )
         return entries
 
-    def _code_deletions(self, d: Deployment, versions: set[int]) -> list[str]:
+    def _code_deletions(self, d: Deployment, versions: set[str]) -> list[str]:
         from core.codegen.render import managed_paths
 
         on_main = set(self.ports.codehost.files())
@@ -135,8 +135,15 @@ class RetirementSteps(Steps):
         merged = self.ports.codehost.merge(change)
         return Done({"change": merged.model_dump(), "summary": f"removed {len(deletions)} file(s)"})
 
+    def _located(self, uri: str) -> tuple[str, str]:
+        located = self.ports.artifacts.locate(uri)
+        if located is None:
+            raise PortError(f"{uri}: not an artifact URI of the configured store")
+        return located
+
     def _trash_key(self, d: Deployment, uri: str) -> str:
-        return f"{d.id}/{uri.split('://', 1)[-1]}"
+        bucket, key = self._located(uri)
+        return f"{d.id}/{bucket}/{key}"
 
     def trash_artifacts(self, d: Deployment, cmd: Command) -> Outcome:
         # Moved, not deleted, until the retirement ends: an abort can put them back.
@@ -153,7 +160,7 @@ class RetirementSteps(Steps):
     def restore_artifacts(self, d: Deployment, cmd: Command) -> Outcome:
         for move in cmd.args["moves"]:
             if self.ports.artifacts.exists(move["to"]):
-                bucket, key = move["from"].split("://", 1)[-1].split("/", 1)
+                bucket, key = self._located(move["from"])
                 self.ports.artifacts.copy(move["to"], bucket, key)
                 self.ports.artifacts.delete(move["to"])
         return Done({"summary": f"{len(cmd.args['moves'])} artifact(s) restored"})

@@ -36,7 +36,7 @@ def endpoint_lock(endpoint: str) -> str:
     return f"endpoint:{endpoint}"
 
 
-def version_lock(model: str, version: int) -> str:
+def version_lock(model: str, version: str) -> str:
     """Shared by deployments of the version, exclusive for its retirement."""
     return f"version:{model}:{version}"
 

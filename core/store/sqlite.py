@@ -9,276 +9,29 @@ writers never both win.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
 from core.domain import AuditRecord, Deployment, UsageSite
 from core.feed import FeedEntry, entry_between
 from core.sqlite_db import open_db, write_transaction
 from core.store import Busy, Conflict, DeploymentQuery, load_record
-
-# Columns kept beside the JSON body: enough to list and end a record whose body cannot be read.
-_COLUMNS = (
-    "id",
-    "kind",
-    "model",
-    "version",
-    "endpoint",
-    "state",
-    "rev",
-    "created_at",
-    "updated_at",
+from core.store.sqlite_connections import Connections, Held
+from core.store.sqlite_rows import (
+    LISTING_ORDER,
+    RECENT_ORDER,
+    SUMMARY_COLUMNS,
+    deployment_row,
+    insert_deployments,
+    where_clause,
 )
-
-migrations = Migrations("mmm-state")
-
-
-@migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE deployments (
-            id TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, version INTEGER NOT NULL,
-            endpoint TEXT NOT NULL, state TEXT NOT NULL, active INTEGER NOT NULL,
-            due REAL, rev INTEGER NOT NULL, body TEXT NOT NULL,
-            created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"""
-    )
-    db.execute("CREATE INDEX deployments_active ON deployments(active, due)")
-    db.execute(
-        "CREATE TABLE locks (name TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, by TEXT NOT NULL)"
-    )
-    db.execute(
-        "CREATE TABLE leases (deployment_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-        "expires REAL NOT NULL)"
-    )
-    db.execute(
-        "CREATE TABLE commands (key TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, "
-        "result TEXT NOT NULL, at TEXT NOT NULL)"
-    )
-    db.execute(
-        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, "
-        "actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL)"
-    )
-    db.execute("CREATE INDEX audit_target ON audit(target)")
-    db.execute("CREATE TABLE workers (name TEXT PRIMARY KEY, seen REAL NOT NULL)")
-
-
-@migrations()
-def m002_shared_locks(db: sqlite_utils.Database) -> None:
-    # A lock is held by several deployments at once in shared mode (two deployments of one
-    # version), by one in exclusive mode (a deployment of an endpoint, a retirement).
-    db.execute(
-        "CREATE TABLE locks_v2 (name TEXT NOT NULL, deployment_id TEXT NOT NULL, "
-        "by TEXT NOT NULL, shared INTEGER NOT NULL, PRIMARY KEY (name, deployment_id))"
-    )
-    db.execute("INSERT INTO locks_v2 SELECT name, deployment_id, by, 0 FROM locks")
-    db.execute("DROP TABLE locks")
-    db.execute("ALTER TABLE locks_v2 RENAME TO locks")
-    db.execute("CREATE INDEX locks_deployment ON locks(deployment_id)")
-
-
-@migrations()
-def m003_intents(db: sqlite_utils.Database) -> None:
-    db.execute(
-        "CREATE TABLE intents (key TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, "
-        "body TEXT NOT NULL)"
-    )
-
-
-@migrations()
-def m004_feed(db: sqlite_utils.Database) -> None:
-    # AUTOINCREMENT: a seq is never reused, even after the newest entries are pruned.
-    db.execute(
-        "CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "deployment_id TEXT NOT NULL, body TEXT NOT NULL)"
-    )
-    db.execute("CREATE TABLE cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
-    db.execute(
-        "CREATE TABLE deliveries (consumer TEXT NOT NULL, deployment_id TEXT NOT NULL, "
-        "body TEXT NOT NULL, PRIMARY KEY (consumer, deployment_id))"
-    )
-
-
-@migrations()
-def m005_listing(db: sqlite_utils.Database) -> None:
-    # Pages of deployments (DeploymentQuery) in their order: active first, then newest first.
-    # The listing index covers every column a filter reads, so a filter without an index of
-    # its own (the text match) reads this index, never the records with their bodies.
-    db.execute(
-        "CREATE INDEX deployments_listing ON deployments"
-        "(active, created_at, id, state, kind, model, endpoint, version)"
-    )
-    # One per equality filter, each in the listing order: a filtered page is a range of it.
-    for column in ("state", "model", "endpoint", "kind"):
-        db.execute(
-            f"CREATE INDEX deployments_by_{column} ON deployments({column}, active, created_at, id)"
-        )
-
-
-@migrations()
-def m006_usage_index(db: sqlite_utils.Database) -> None:
-    # Where each model's versions are used. `version` is TEXT: the domain's type may change.
-    db.execute(
-        "CREATE TABLE usage_sites (id INTEGER PRIMARY KEY, model TEXT NOT NULL, "
-        "kind TEXT NOT NULL, location TEXT NOT NULL, region TEXT, version TEXT NOT NULL, "
-        "deployment_id TEXT, detail TEXT NOT NULL)"
-    )
-    db.execute("CREATE INDEX usage_sites_model ON usage_sites(model)")
-
-
-def deployment_row(d: Deployment) -> dict[str, Any]:
-    """The `deployments` row of `d`, as the store writes it."""
-    return {
-        "id": d.id,
-        "kind": d.kind.value,
-        "model": d.model,
-        "version": d.version,
-        "endpoint": d.endpoint,
-        "state": d.state.value,
-        "active": int(d.active),
-        "due": d.due_at,  # when it is due is the domain's rule: the column indexes it
-        "rev": d.rev,
-        "body": d.model_dump_json(),
-        "created_at": d.created_at,
-        "updated_at": d.updated_at,
-    }
-
-
-_ROW_COLUMNS = (
-    "id",
-    "kind",
-    "model",
-    "version",
-    "endpoint",
-    "state",
-    "active",
-    "due",
-    "rev",
-    "body",
-    "created_at",
-    "updated_at",
-)
-_INSERT_DEPLOYMENT = (
-    f"INSERT INTO deployments ({', '.join(_ROW_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
-)
-
-
-def insert_deployments(db: sqlite_utils.Database, deployments: Iterable[Deployment]) -> None:
-    """Write the rows of new deployments, as they are (the caller holds the write transaction)."""
-    rows = (deployment_row(d) for d in deployments)
-    db.conn.executemany(_INSERT_DEPLOYMENT, (tuple(r[c] for c in _ROW_COLUMNS) for r in rows))
-
-
-# The order of a listing (DeploymentQuery): the deployments_* indexes of m005 give it as is.
-_LISTING_ORDER = "active DESC, created_at DESC, id DESC"
-_RECENT_ORDER = "created_at DESC, id DESC"
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _where(query: DeploymentQuery) -> tuple[str, list[Any]]:
-    """The WHERE clause (maybe empty) of `query`'s filters, and its parameters.
-
-    One filter leads: the first given of endpoint, model, states, kind (the most selective
-    first, as they usually are). Its index (m005) gives the page in order; the others are
-    checked on the rows it finds, their terms written `+column` so that the planner, which
-    has no statistics, cannot choose their index instead."""
-    states = query.wanted_states()
-    if states is not None and not states:
-        return "WHERE 0", []
-    equal = {
-        "endpoint": query.endpoint,
-        "model": query.model,
-        "state": states,
-        "kind": query.kind.value if query.kind is not None else None,
-    }
-    leader = next((column for column, value in equal.items() if value is not None), None)
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in equal.items():
-        if value is None:
-            continue
-        term = column if column == leader else f"+{column}"
-        if isinstance(value, frozenset):
-            clauses.append(f"{term} IN ({', '.join('?' * len(value))})")
-            params += sorted(s.value for s in value)
-            # The state decides `active`: saying so makes the listing order a range.
-            if len({s.terminal for s in value}) == 1:
-                clauses.append("active = ?" if column == leader else "+active = ?")
-                params.append(int(not next(iter(value)).terminal))
-        else:
-            clauses.append(f"{term} = ?")
-            params.append(value)
-    if query.text:
-        # LIKE ignores the case of ASCII letters: names are ASCII (core.names).
-        columns = ("id", "model", "CAST(version AS TEXT)", "endpoint")
-        clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
-        params += [_like(query.text)] * len(columns)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-class _Connections:
-    """The connections a store has open, one per thread that used it.
-
-    A thread keeps its connection in the store's thread-local data, inside a `_Held`: when
-    the thread ends, Python drops that data, and the `_Held`'s finalizer closes the
-    connection. `close_all` closes those of threads still running (the store's `close`)."""
-
-    def __init__(self) -> None:
-        # Reentrant: a finalizer may run (garbage collection) while this thread holds it.
-        self._lock = threading.RLock()
-        self._open: dict[int, sqlite_utils.Database] = {}
-        self._next = 0
-        self._pid = os.getpid()
-
-    def add(self, db: sqlite_utils.Database) -> int:
-        with self._lock:
-            self._next += 1
-            self._open[self._next] = db
-            return self._next
-
-    def release(self, key: int) -> None:
-        # In a child forked to run a program (subprocess with preexec_fn), Python drops the
-        # other threads' data right after the fork, which runs this finalizer: there the lock
-        # and SQLite's own mutexes may be held by threads that no longer exist. Touch nothing:
-        # the child is about to exec, and the connections are the parent's.
-        if os.getpid() != self._pid:
-            return
-        with self._lock:
-            db = self._open.pop(key, None)
-        if db is not None:
-            db.close()
-
-    def close_all(self) -> None:
-        with self._lock:
-            dbs = list(self._open.values())
-            self._open.clear()
-        for db in dbs:
-            db.close()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._open)
-
-
-class _Held:
-    """A thread's connection, as its thread-local data holds it."""
-
-    __slots__ = ("__weakref__", "db")
-
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
+from core.store.sqlite_schema import migrations
 
 
 class SqliteStore:
@@ -288,15 +41,15 @@ class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._connections = _Connections()
+        self._connections = Connections()
         self.db  # noqa: B018  (opens the file and brings its schema up to date)
 
     @property
     def db(self) -> sqlite_utils.Database:
-        held: _Held | None = getattr(self._local, "held", None)
+        held: Held | None = getattr(self._local, "held", None)
         if held is None:
             db = open_db(self.path, migrations)
-            held = _Held(db)
+            held = Held(db)
             # The callback holds the registry, not the store: a store nobody closed can go.
             weakref.finalize(held, self._connections.release, self._connections.add(db))
             self._local.held = held
@@ -389,10 +142,10 @@ class SqliteStore:
         return new
 
     def _load(self, rows: list[Any]) -> list[Deployment]:
-        return [load_record(r[0], dict(zip(_COLUMNS, r[1:], strict=True))) for r in rows]
+        return [load_record(r[0], dict(zip(SUMMARY_COLUMNS, r[1:], strict=True))) for r in rows]
 
     def _select(self, where: str, params: list[Any]) -> list[Deployment]:
-        columns = ", ".join(_COLUMNS)
+        columns = ", ".join(SUMMARY_COLUMNS)
         sql = f"SELECT body, {columns} FROM deployments {where}"
         return self._load(self.db.execute(sql, params).fetchall())
 
@@ -415,7 +168,7 @@ class SqliteStore:
     ) -> tuple[str, list[Any]]:
         # Choose the page on the indexes alone (rowids), then read just its records: the
         # records, with their bodies, of the rows skipped or filtered out are never read.
-        columns = ", ".join(f"d.{c}" for c in _COLUMNS)
+        columns = ", ".join(f"d.{c}" for c in SUMMARY_COLUMNS)
         outer = ", ".join(f"d.{term}" for term in order.split(", "))
         sql = (
             f"SELECT d.body, {columns} FROM (SELECT rowid AS r FROM deployments {where} "
@@ -426,25 +179,25 @@ class SqliteStore:
 
     def recent(self, active_only: bool = False, limit: int = 200) -> list[Deployment]:
         where = "WHERE active = 1" if active_only else ""
-        return self._page(where, [], _RECENT_ORDER, limit)
+        return self._page(where, [], RECENT_ORDER, limit)
 
     def deployments(self, query: DeploymentQuery) -> list[Deployment]:
-        where, params = _where(query)
-        return self._page(where, params, _LISTING_ORDER, query.limit, query.offset)
+        where, params = where_clause(query)
+        return self._page(where, params, LISTING_ORDER, query.limit, query.offset)
 
     def count(self, query: DeploymentQuery) -> int:
-        where, params = _where(query)
+        where, params = where_clause(query)
         return int(
             self.db.execute(f"SELECT COUNT(*) FROM deployments {where}", params).fetchone()[0]
         )
 
     def explain(self, query: DeploymentQuery, counting: bool = False) -> list[str]:
         """SQLite's query plan for `deployments(query)` (or `count(query)`), one line a step."""
-        where, params = _where(query)
+        where, params = where_clause(query)
         if counting:
             sql, params = f"SELECT COUNT(*) FROM deployments {where}", params
         else:
-            sql, params = self._page_sql(where, params, _LISTING_ORDER, query.limit, query.offset)
+            sql, params = self._page_sql(where, params, LISTING_ORDER, query.limit, query.offset)
         return [str(r[3]) for r in self.db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
     def runnable(self, now: float) -> list[str]:

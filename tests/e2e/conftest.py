@@ -61,6 +61,16 @@ class Workspace:
         assert res.code == 0, f"mmm {' '.join(args)} exited {res.code}: {res.err}"
         return res
 
+    def weights(self, endpoint: str = "churn-scorer") -> dict[str, float]:
+        """The production weight of each variant on `endpoint`, as `mmm models` says."""
+        weights: dict[str, float] = {}
+        for m in self.ok("models", "--json").json():
+            for v in m["versions"]:
+                for e in v["endpoints"]:
+                    if e["endpoint"] == endpoint and e["role"] == "production":
+                        weights[f"{m['name']}-v{v['version']}"] = e["weight"]
+        return weights
+
     def snapshot(self) -> dict[str, Any]:
         """Everything a failed command must leave as it was."""
         repo = self.home / "repo"

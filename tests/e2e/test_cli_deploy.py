@@ -18,16 +18,6 @@ def git(ws: Workspace, *args: str) -> str:
     ).stdout
 
 
-def endpoint(ws: Workspace, name: str = "churn-scorer") -> dict[str, float]:
-    weights: dict[str, float] = {}
-    for m in ws.ok("models", "--json").json():
-        for v in m["versions"]:
-            for e in v["endpoints"]:
-                if e["endpoint"] == name and e["role"] == "production":
-                    weights[f"{m['name']}-v{v['version']}"] = e["weight"]
-    return weights
-
-
 def deploy_file(tmp: Path, **spec: object) -> Path:
     path = tmp / "deploy.yaml"
     path.write_text(yaml.safe_dump({"endpoint": "churn-scorer", **spec}))
@@ -55,7 +45,7 @@ def test_deploy_merges_generated_code_copies_the_artifact_and_serves(ws: Workspa
     assert (ws.home / "buckets/production/models/churn/1/model.joblib").is_file()
     versions = ws.ok("models", "--json").json()[0]["versions"]
     assert versions[0]["status"] == "production"
-    assert endpoint(ws) == {"churn-v1": 100.0}
+    assert ws.weights() == {"churn-v1": 100.0}
     kinds = {s["kind"] for s in ws.ok("usage", "churn", "--json").json()}
     assert kinds == {"endpoint", "artifact", "monitor", "code", "registry"}
 
@@ -97,14 +87,14 @@ def test_abort_mid_rollout_undoes_everything(ws: Workspace, tmp_path: Path) -> N
     )
     d = ws.ok("deploy", "churn", "2", "-f", str(f), "--json").json()
     assert d["state"] == "waiting_approval"
-    assert endpoint(ws) == {"churn-v1": 50.0, "churn-v2": 50.0}
+    assert ws.weights() == {"churn-v1": 50.0, "churn-v2": 50.0}
     assert (ws.home / "buckets/production/models/churn/2/model.joblib").is_file()
     assert git(ws, "rev-parse", "main").strip() != main_before
 
     res = ws.ok("abort", d["id"], "--reason", "changed my mind", "--json", user="bob")
     aborted = res.json()
     assert aborted["state"] == "aborted"
-    assert endpoint(ws) == {"churn-v1": 100.0}
+    assert ws.weights() == {"churn-v1": 100.0}
     assert not (ws.home / "buckets/production/models/churn/2").exists()
     assert git(ws, "show", "main:deploy/churn-scorer/churn.yaml") == iac_before
     usage_v2 = ws.ok("usage", "churn", "--version", "2", "--json").json()
@@ -120,7 +110,7 @@ def test_retire_leaves_no_usage_site(ws: Workspace) -> None:
     ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
     ws.register(seed=1)
     ws.ok("deploy", "churn", "2", "--endpoint", "churn-scorer")
-    assert endpoint(ws) == {"churn-v2": 100.0}
+    assert ws.weights() == {"churn-v2": 100.0}
     statuses = {v["version"]: v["status"] for v in ws.ok("models", "--json").json()[0]["versions"]}
     assert statuses == {1: "archived", 2: "production"}  # v1 was replaced everywhere
     kinds = {s["kind"] for s in ws.ok("usage", "churn", "--version", "1", "--json").json()}
@@ -140,7 +130,7 @@ def test_retire_leaves_no_usage_site(ws: Workspace) -> None:
     r2 = ws.ok("retire", "churn", "--force", "--json").json()
     assert r2["state"] == "succeeded"
     assert ws.ok("usage", "churn", "--json").json() == []
-    assert endpoint(ws) == {}
+    assert ws.weights() == {}
     files = git(ws, "ls-tree", "-r", "--name-only", "main").split()
     assert not any("churn" in f for f in files)
     statuses = {v["status"] for v in ws.ok("models", "--json").json()[0]["versions"]}

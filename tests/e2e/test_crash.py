@@ -83,7 +83,7 @@ def test_killed_worker_resumes_without_doing_anything_twice(
     production = sorted(p.name for p in (ws.home / "buckets/production").rglob("*") if p.is_file())
     assert production == ["model.joblib"]
     # each registry transition exactly once
-    history = LocalRegistry(ws.home / "registry").history("churn", 1)
+    history = LocalRegistry(ws.home / "registry").history("churn", "1")
     assert [(h["from"], h["to"]) for h in history] == [
         ("registered", "staging"),
         ("staging", "production"),

@@ -9,16 +9,6 @@ from tests.e2e.conftest import Workspace
 pytestmark = pytest.mark.slow  # three rollouts through `mmm`: `make test-slow`
 
 
-def serving(ws: Workspace, name: str = "churn-scorer") -> dict[str, float]:
-    weights: dict[str, float] = {}
-    for m in ws.ok("models", "--json").json():
-        for v in m["versions"]:
-            for e in v["endpoints"]:
-                if e["endpoint"] == name and e["role"] == "production":
-                    weights[f"{m['name']}-v{v['version']}"] = e["weight"]
-    return weights
-
-
 def test_rollback_puts_the_previous_version_back_then_refuses_a_retired_one(
     ws: Workspace,
 ) -> None:
@@ -31,12 +21,12 @@ def test_rollback_puts_the_previous_version_back_then_refuses_a_retired_one(
     )
     ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
     v2 = ws.ok("deploy", "churn", "2", "--endpoint", "churn-scorer").out.strip()
-    assert serving(ws) == {"churn-v2": 100.0}
+    assert ws.weights() == {"churn-v2": 100.0}
 
     d = ws.ok("rollback", "churn-scorer", "--json").json()
     assert (d["model"], d["version"], d["endpoint"]) == ("churn", 1, "churn-scorer")
     assert (d["strategy"], d["state"], d["requested_by"]) == ("all-at-once", "succeeded", "alice")
-    assert serving(ws) == {"churn-v1": 100.0}
+    assert ws.weights() == {"churn-v1": 100.0}
     [record] = ws.ok("audit", d["id"], "--json").json()
     assert (record["action"], record["detail"]["undoes"]) == ("rollback", v2)
 
@@ -49,4 +39,4 @@ def test_rollback_puts_the_previous_version_back_then_refuses_a_retired_one(
         "mmm: error: cannot roll back churn-scorer to churn v2: it has been retired"
     )
     assert ws.ok("status", "--json").json() == before  # nothing recorded
-    assert serving(ws) == {"churn-v1": 100.0}
+    assert ws.weights() == {"churn-v1": 100.0}

@@ -20,6 +20,7 @@ from tests.support.fakes import RecordingCodeHost, RecordingMonitor, RecordingSe
 from tests.support.models import train_sklearn_regressor, write_golden
 
 MakeService = Callable[..., Service]
+Files = Callable[[int], tuple[Path, Path]]  # the model_files fixture: seed -> artifact, golden
 
 
 @pytest.fixture
@@ -52,3 +53,10 @@ def model_files(tmp_path: Path) -> Callable[[int], tuple[Path, Path]]:
         return artifact, write_golden(artifact, Library.SKLEARN, tmp_path / "models")
 
     return files
+
+
+def register_two(svc: Service, model_files: Files, model: str = "churn") -> None:
+    """Versions 1 and 2 of `model`: two regressors trained on different seeds."""
+    for seed in (0, 1):
+        artifact, golden = model_files(seed)
+        svc.register(model, artifact, "sklearn", golden, "risk")

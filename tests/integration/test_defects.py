@@ -21,10 +21,9 @@ from core.spec import Alarms
 from core.steps import Executor
 from core.store.sqlite import SqliteStore
 from core.worker import Worker
-from tests.integration.conftest import MakeService
+from tests.integration.conftest import Files, MakeService
 from tests.support.fakes import RecordingMonitor, RecordingServing
 
-Files = Callable[[int], tuple[Path, Path]]
 ADMIN = {"policy": {"admins": ["root"]}}
 BAKED = {"kind": "blue-green", "steps": [50, 100], "bake_s": 3600}
 
@@ -45,7 +44,7 @@ def weights(svc: Service, endpoint: str = "churn-scorer") -> dict[str, float]:
     return {} if config is None else {v.name: v.weight for v in config.variants}
 
 
-def in_bake(svc: Service, tmp_path: Path, version: int) -> str:
+def in_bake(svc: Service, tmp_path: Path, version: str) -> str:
     """Deploy `version` blue-green with an hour-long bake and run it into that bake."""
     d = svc.deploy("churn", version, file=deploy_file(tmp_path, strategy=BAKED))
     while not (d.pending and d.pending[0].action == "bake" and d.wake_at):
@@ -73,8 +72,8 @@ def test_a_record_that_cannot_be_read_is_listed_skipped_and_can_be_aborted(
 ) -> None:
     svc = make_service()
     register(svc, model_files)
-    bad = svc.deploy("churn", 1, "dia")
-    good = svc.deploy("churn", 1, "other")
+    bad = svc.deploy("churn", "1", "dia")
+    good = svc.deploy("churn", "1", "other")
     assert isinstance(svc.store, SqliteStore)
     if how == "null value":  # what an older release saved for `p99_latency_ms: .inf`
         corrupt(svc.store, bad.id, lambda b: b["spec"]["alarms"].update(p99_latency_ms=None))
@@ -89,11 +88,11 @@ def test_a_record_that_cannot_be_read_is_listed_skipped_and_can_be_aborted(
     assert svc.get(bad.id).state is DeploymentState.QUEUED  # skipped, not run
 
     with pytest.raises(BadRequest, match="busy"):
-        svc.deploy("churn", 1, "dia")
+        svc.deploy("churn", "1", "dia")
     ended = svc.run(svc.abort(bad.id))
     assert ended.state is DeploymentState.ABORTED
     assert svc.get(bad.id).damaged is None  # saved readable again
-    assert svc.deploy("churn", 1, "dia").active  # the endpoint is free again
+    assert svc.deploy("churn", "1", "dia").active  # the endpoint is free again
 
 
 # ---------------------------------------------------------------- 2, 3. locks
@@ -104,17 +103,17 @@ def test_retirement_is_refused_while_a_rollout_runs_on_the_endpoint(
 ) -> None:
     svc = make_service("alice", ADMIN)
     register(svc, model_files, seed=0)
-    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    svc.run(svc.deploy("churn", "1", "churn-scorer"))
     register(svc, model_files, seed=1)
-    running = in_bake(svc, tmp_path, 2)
+    running = in_bake(svc, tmp_path, "2")
     root = make_service("root", ADMIN)
     with pytest.raises(BadRequest, match=f"endpoint churn-scorer is busy: {running}"):
-        root.retire("churn", 1, force=True)
+        root.retire("churn", "1", force=True)
     aborted = svc.run(svc.abort(running))
     assert aborted.state is DeploymentState.ABORTED
     assert weights(svc) == {"churn-v1": 100.0}
     statuses = {mv.version: mv.status.value for mv in svc.ports.registry.versions("churn")}
-    assert statuses[1] == "production"
+    assert statuses["1"] == "production"
 
 
 def test_a_version_is_never_deployed_and_retired_at_once(
@@ -122,16 +121,16 @@ def test_a_version_is_never_deployed_and_retired_at_once(
 ) -> None:
     svc = make_service()
     register(svc, model_files)
-    first = svc.deploy("churn", 1, "one")
-    second = svc.deploy("churn", 1, "two")  # one version to two endpoints stays allowed
+    first = svc.deploy("churn", "1", "one")
+    second = svc.deploy("churn", "1", "two")  # one version to two endpoints stays allowed
     with pytest.raises(BadRequest, match="churn v1 is being deployed by dep-") as refused:
-        svc.retire("churn", 1)
+        svc.retire("churn", "1")
     assert first.id in str(refused.value) or second.id in str(refused.value)
     svc.run(svc.abort(first.id))
     svc.run(svc.abort(second.id))
-    retirement = svc.retire("churn", 1)
+    retirement = svc.retire("churn", "1")
     with pytest.raises(BadRequest, match=f"churn v1 is being retired by {retirement.id}"):
-        svc.deploy("churn", 1, "three")
+        svc.deploy("churn", "1", "three")
 
 
 def race(deploy: Callable[[], Any], retire: Callable[[], Any]) -> list[str]:
@@ -162,8 +161,8 @@ def test_a_deploy_and_a_retire_at_the_same_moment_never_both_pass(
     for attempt in range(5):
         one, two = make_service(), make_service()
         outcomes = race(
-            lambda: one.deploy("churn", 1, f"race-{attempt}"),  # noqa: B023
-            lambda: two.retire("churn", 1),  # noqa: B023
+            lambda: one.deploy("churn", "1", f"race-{attempt}"),  # noqa: B023
+            lambda: two.retire("churn", "1"),  # noqa: B023
         )
         assert outcomes == ["ok", "refused"]
         for d in one.deployments(active_only=True):
@@ -175,9 +174,11 @@ def test_an_endpoint_step_run_again_makes_the_same_change_and_undo_keeps_others_
 ) -> None:
     svc = make_service()
     register(svc, model_files, seed=0)
-    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    svc.run(svc.deploy("churn", "1", "churn-scorer"))
     register(svc, model_files, seed=1)
-    d = svc.deploy("churn", 2, file=deploy_file(tmp_path, strategy=BAKED, endpoint="churn-scorer"))
+    d = svc.deploy(
+        "churn", "2", file=deploy_file(tmp_path, strategy=BAKED, endpoint="churn-scorer")
+    )
     w = Worker(svc.ws, svc.store, svc.ports)
     while True:  # up to the first traffic shift, not yet run
         d = svc.get(d.id)
@@ -231,7 +232,7 @@ def test_retiring_b_leaves_the_alarms_of_a_b_alone(
     assert alarm_name("e", "b-v1", "error_rate") in mine
     sites = {s.location for s in svc.usage("b") if s.kind.value == "monitor"}
     assert sites == set(mine)
-    assert svc.run(svc.retire("b", 1)).state is DeploymentState.SUCCEEDED
+    assert svc.run(svc.retire("b", "1")).state is DeploymentState.SUCCEEDED
     assert monitor.alarms() == sorted(theirs)
 
 
@@ -243,12 +244,12 @@ def test_wait_times_out_loudly_and_takes_over_from_a_worker_that_stopped(
 ) -> None:
     svc = make_service()
     register(svc, model_files)
-    d = svc.deploy("churn", 1, file=deploy_file(tmp_path, endpoint="e", strategy=BAKED))
+    d = svc.deploy("churn", "1", file=deploy_file(tmp_path, endpoint="e", strategy=BAKED))
     svc.store.heartbeat("elsewhere:1:abc", time.time())  # a worker that is alive, and busy
     with pytest.raises(WaitTimeout, match=f"timed out after 0.5s: {d.id} is still queued"):
         svc.wait(d.id, timeout_s=0.5, poll_s=0.05)
     svc.store.heartbeat("elsewhere:1:abc", time.time() - 3600)  # it stopped heartbeating
-    quick = svc.deploy("churn", 1, "quick")
+    quick = svc.deploy("churn", "1", "quick")
     assert svc.wait(quick.id, timeout_s=120, poll_s=0.05).state is DeploymentState.SUCCEEDED
 
 
@@ -260,9 +261,9 @@ def test_force_is_an_admins_right_and_names_are_printable(
 ) -> None:
     svc = make_service()
     register(svc, model_files)
-    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    svc.run(svc.deploy("churn", "1", "churn-scorer"))
     with pytest.raises(PermissionDenied, match=r"policy\.admins"):
-        make_service("root").retire("churn", 1, force=True)
+        make_service("root").retire("churn", "1", force=True)
     for name in ("bob\nmallory", "bob\x1b[2J", "", " bob"):
         with pytest.raises(BadRequest, match="user name"):
             make_service(name)

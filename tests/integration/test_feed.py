@@ -35,7 +35,7 @@ def start_notifier(home: Path, out: Path) -> subprocess.Popen[str]:
 
 
 def deploy_three(svc: Service) -> list[str]:
-    return [svc.deploy("churn", 1, endpoint=f"churn-{i}").id for i in range(3)]
+    return [svc.deploy("churn", "1", endpoint=f"churn-{i}").id for i in range(3)]
 
 
 def test_the_feed_holds_every_change_in_order_across_two_processes(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ class StuckNotifier:
 
 def test_a_stuck_notifier_does_not_hold_a_rollout_up(tmp_path: Path) -> None:
     home, svc = workspace(tmp_path)
-    d = svc.deploy("churn", 1, endpoint="churn")
+    d = svc.deploy("churn", "1", endpoint="churn")
     notifier = StuckNotifier()
     notifications = Notifications(svc.store, notifier, name="stuck")
     with notifications.running(poll_s=0.01, drain_s=0):

@@ -84,7 +84,7 @@ def test_a_lease_shorter_than_a_long_step_runs_it_once_across_two_workers(
     tmp_path: Path,
 ) -> None:
     home, svc = workspace(tmp_path)
-    d = svc.deploy("churn", 1, endpoint="churn")
+    d = svc.deploy("churn", "1", endpoint="churn")
     clock = tmp_path / "clock"
     set_clock(clock, time.time())
     store = SqliteStore(home / "state.db")

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from core.domain import DeploymentState
 from core.preview import preview_abort
-from tests.integration.conftest import MakeService
-
-Files = Callable[[int], tuple[Path, Path]]
+from tests.integration.conftest import Files, MakeService, register_two
 
 
 def test_the_preview_of_an_abort_matches_what_the_abort_then_does(
     make_service: MakeService, model_files: Files, tmp_path: Path
 ) -> None:
     svc = make_service()
-    for seed in (0, 1):
-        artifact, golden = model_files(seed)
-        svc.register("churn", artifact, "sklearn", golden, "risk")
-    assert svc.run(svc.deploy("churn", 1, "churn-scorer")).state is DeploymentState.SUCCEEDED
+    register_two(svc, model_files)
+    assert svc.run(svc.deploy("churn", "1", "churn-scorer")).state is DeploymentState.SUCCEEDED
     spec = tmp_path / "bg.yaml"
     spec.write_text(
         "endpoint: churn-scorer\n"
         "strategy: {kind: blue-green, steps: [10, 50, 100], bake_s: 0}\n"
         "gates: [between_steps]\n"
     )
-    d = svc.run(svc.deploy("churn", 2, file=spec))
+    d = svc.run(svc.deploy("churn", "2", file=spec))
     assert d.waiting_at == "between_steps"
     live = svc.ports.serving.get_endpoint
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.domain import DeploymentState
 from core.service import BadRequest, PermissionDenied, Service
-from tests.integration.conftest import MakeService
-
-Files = Callable[[int], tuple[Path, Path]]
+from tests.integration.conftest import Files, MakeService
 
 
 def weights(svc: Service, endpoint: str = "churn-scorer") -> dict[str, float]:
@@ -29,8 +25,8 @@ def v1_then_v2(svc: Service, model_files: Files) -> str:
     """v1 deployed, then v2 over it (both succeeded); returns v2's deployment id."""
     register(svc, model_files, 0)
     register(svc, model_files, 1)
-    assert svc.run(svc.deploy("churn", 1, "churn-scorer")).state is DeploymentState.SUCCEEDED
-    d2 = svc.run(svc.deploy("churn", 2, "churn-scorer"))
+    assert svc.run(svc.deploy("churn", "1", "churn-scorer")).state is DeploymentState.SUCCEEDED
+    d2 = svc.run(svc.deploy("churn", "2", "churn-scorer"))
     assert d2.state is DeploymentState.SUCCEEDED
     assert weights(svc) == {"churn-v2": 100.0}
     return d2.id
@@ -61,7 +57,7 @@ def test_rollback_puts_the_previous_version_back_at_full_traffic(
     d = svc.rollback("churn-scorer")
     assert (d.model, d.version, d.endpoint, d.strategy) == (
         "churn",
-        1,
+        "1",
         "churn-scorer",
         "all-at-once",
     )
@@ -70,14 +66,14 @@ def test_rollback_puts_the_previous_version_back_at_full_traffic(
     assert final.state is DeploymentState.SUCCEEDED
     assert weights(svc) == {"churn-v1": 100.0}
     statuses = {mv.version: mv.status.value for mv in svc.ports.registry.versions("churn")}
-    assert statuses == {1: "production", 2: "archived"}
+    assert statuses == {"1": "production", "2": "archived"}
     [record] = svc.audit_log(d.id)
     assert (record.actor, record.action) == ("alice", "rollback")
     assert record.detail["undoes"] == undone
     assert (record.detail["model"], record.detail["version"]) == ("churn", 1)
     # the rollback is a deployment like any other: rolling back again goes to v2
     again = make_service("bob").rollback("churn-scorer", strategy="blue-green")
-    assert (again.version, again.strategy) == (2, "blue-green")
+    assert (again.version, again.strategy) == ("2", "blue-green")
     assert svc.audit_log(again.id)[0].detail["undoes"] == d.id
 
 
@@ -87,7 +83,7 @@ def test_refused_without_a_successful_deployment_or_the_right(
     svc = make_service()
     refused(svc, "^nothing to roll back: no successful deployment on churn-scorer$")
     register(svc, model_files, 0)
-    aborted = svc.run(svc.abort(svc.deploy("churn", 1, "churn-scorer").id))
+    aborted = svc.run(svc.abort(svc.deploy("churn", "1", "churn-scorer").id))
     assert aborted.state is DeploymentState.ABORTED
     refused(svc, "no successful deployment on churn-scorer")
     mallory = make_service("mallory", {"policy": {"deployers": ["alice"]}})
@@ -100,7 +96,7 @@ def test_refused_when_the_endpoint_did_not_exist_before(
 ) -> None:
     svc = make_service()
     register(svc, model_files, 0)
-    d = svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    d = svc.run(svc.deploy("churn", "1", "churn-scorer"))
     refused(
         svc,
         f"^nothing to roll back on churn-scorer: it did not exist before {d.id} "
@@ -113,7 +109,7 @@ def test_refused_when_the_previous_version_is_retired_or_gone(
 ) -> None:
     svc = make_service()
     v1_then_v2(svc, model_files)
-    retired = svc.run(svc.retire("churn", 1))
+    retired = svc.run(svc.retire("churn", "1"))
     assert retired.state is DeploymentState.SUCCEEDED
     refused(svc, "^cannot roll back churn-scorer to churn v1: it has been retired$")
     registry: Any = svc.ports.registry
@@ -128,10 +124,10 @@ def test_refused_when_the_previous_version_serves_now(
     svc = make_service()
     register(svc, model_files, 0)
     register(svc, model_files, 1)
-    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    svc.run(svc.deploy("churn", "1", "churn-scorer"))
     first = svc.ports.serving.get_endpoint("churn-scorer", "local")
     assert first is not None
-    d2 = svc.run(svc.deploy("churn", 2, "churn-scorer"))
+    d2 = svc.run(svc.deploy("churn", "2", "churn-scorer"))
     svc.ports.serving.apply(first)  # put back by hand, outside mmm
     refused(
         svc,

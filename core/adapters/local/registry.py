@@ -34,6 +34,12 @@ def m001_versions(db: sqlite_utils.Database) -> None:
     )
 
 
+def _number(version: str) -> int | None:
+    """The local registry numbers its versions 1, 2, 3: the number `version` spells exactly
+    ("03" is not version 3), None for any other name (which no version here has)."""
+    return int(version) if version.isdigit() and str(int(version)) == version else None
+
+
 class LocalRegistry:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -79,7 +85,7 @@ class LocalRegistry:
                 shutil.copyfile(golden, golden_dest)
             mv = ModelVersion(
                 name=name,
-                version=version,
+                version=str(version),
                 library=library,
                 format=fmt,
                 artifact=str(dest.relative_to(self.root)),
@@ -96,9 +102,10 @@ class LocalRegistry:
             )
         return mv
 
-    def get(self, name: str, version: int) -> ModelVersion:
+    def get(self, name: str, version: str) -> ModelVersion:
+        number = _number(version)
         row = self.db.execute(
-            "SELECT body FROM versions WHERE name = ? AND version = ?", [name, version]
+            "SELECT body FROM versions WHERE name = ? AND version = ?", [name, number]
         ).fetchone()
         if row is None:
             known = self.db.execute(
@@ -119,7 +126,7 @@ class LocalRegistry:
         return [ModelVersion.model_validate_json(r[0]) for r in rows]
 
     def set_status(
-        self, name: str, version: int, status: VersionStatus, actor: str
+        self, name: str, version: str, status: VersionStatus, actor: str
     ) -> VersionStatus:
         with write_transaction(self.db):
             mv = self.get(name, version)
@@ -128,21 +135,21 @@ class LocalRegistry:
             updated = mv.model_copy(update={"status": status})
             self.db.execute(
                 "UPDATE versions SET body = ? WHERE name = ? AND version = ?",
-                [updated.model_dump_json(), name, version],
+                [updated.model_dump_json(), name, _number(version)],
             )
             self.db.execute(
                 "INSERT INTO history (name, version, at, actor, status_from, status_to) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [name, version, iso(utcnow()), actor, mv.status.value, status.value],
+                [name, _number(version), iso(utcnow()), actor, mv.status.value, status.value],
             )
         return mv.status
 
-    def history(self, name: str, version: int | None = None) -> list[dict[str, object]]:
+    def history(self, name: str, version: str | None = None) -> list[dict[str, object]]:
         sql = "SELECT name, version, at, actor, status_from, status_to FROM history WHERE name = ?"
         params: list[object] = [name]
         if version is not None:
             sql += " AND version = ?"
-            params.append(version)
+            params.append(_number(version))
         cols = ["name", "version", "at", "actor", "from", "to"]
         return [
             dict(zip(cols, r, strict=True)) for r in self.db.execute(sql + " ORDER BY id", params)
