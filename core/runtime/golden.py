@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from core.ports import InvalidInput, PortError
-from core.runtime.loaders import Predictor, describe_kind
+from core.runtime.loaded_model import Predictor, describe_kind
 
 __all__ = [
     "DEFAULT_TOLERANCE",
