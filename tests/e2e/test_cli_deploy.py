@@ -161,15 +161,25 @@ def test_unknown_model_or_version(ws: Workspace) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
+    # One case through the command in `make test`; the rest of the file rules are checked
+    # in-process there (tests/unit/test_spec*.py), through the command in `make test-slow`.
     [
-        ("endpoint: [unclosed\n", "not valid YAML"),
-        (
-            "endpoint: churn-scorer\nstrategy: {kind: blue-green, stepz: [10, 100]}\n",
-            "strategy.stepz: unknown key",
-        ),
-        ("endpoint: churn-scorer\nstrategy: {kind: blue-green, steps: [50, 20]}\n", "steps"),
         ("endpoint: churn-scorer\nenv: {DB_PASSWORD: hunter2}\n", "looks like a secret"),
-        ("endpoint: churn-scorer\ngates: [before_lunch]\n", "gates.0"),
+        *(
+            pytest.param(text, message, marks=pytest.mark.slow)
+            for text, message in [
+                ("endpoint: [unclosed\n", "not valid YAML"),
+                (
+                    "endpoint: churn-scorer\nstrategy: {kind: blue-green, stepz: [10, 100]}\n",
+                    "strategy.stepz: unknown key",
+                ),
+                (
+                    "endpoint: churn-scorer\nstrategy: {kind: blue-green, steps: [50, 20]}\n",
+                    "steps",
+                ),
+                ("endpoint: churn-scorer\ngates: [before_lunch]\n", "gates.0"),
+            ]
+        ),
     ],
 )
 def test_bad_deployment_file(ws: Workspace, tmp_path: Path, text: str, message: str) -> None:

@@ -24,7 +24,15 @@ TRAINERS: dict[str, Callable[[Path], Path]] = {
 }
 
 
-@pytest.mark.parametrize("library", sorted(TRAINERS))
+# scikit-learn serves in most end-to-end tests of `make test`; the other libraries through
+# the command in `make test-slow` (each loads in-process in tests/unit/test_runtime.py).
+@pytest.mark.parametrize(
+    "library",
+    [
+        lib if lib == "sklearn" else pytest.param(lib, marks=pytest.mark.slow)
+        for lib in sorted(TRAINERS)
+    ],
+)
 def test_library_deploys_and_serves(ws: Workspace, library: str) -> None:
     artifact = TRAINERS[library](ws.models)
     golden = write_golden(artifact, Library(library), ws.models)

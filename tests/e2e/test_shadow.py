@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from tests.e2e.conftest import SPEED_BLIND, Workspace
@@ -54,6 +55,7 @@ def test_identical_shadow_passes_and_promotes_itself(ws: Workspace, tmp_path: Pa
     assert "analysis" in events
 
 
+@pytest.mark.slow  # the analysis's verdicts are tested in-process (tests/unit/test_analysis*)
 def test_shifted_shadow_fails_and_leaves_production_untouched(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -71,6 +73,7 @@ def test_shifted_shadow_fails_and_leaves_production_untouched(
     assert ws.ok("usage", "churn", "--version", "2", "--json").json() == []
 
 
+@pytest.mark.slow
 def test_live_shadow_against_whatever_serves_with_no_extra_configuration(
     ws: Workspace,
     tmp_path: Path,

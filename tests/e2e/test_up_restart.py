@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from tests.e2e.conftest import MMM, Workspace
@@ -27,6 +28,7 @@ def start(ws: Workspace, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("mmm up did not start")
 
 
+@pytest.mark.slow  # a restart like the crash matrix's, with SIGTERM
 def test_sigterm_mid_rollout_then_restart_finishes(ws: Workspace, tmp_path: Path) -> None:
     settings = yaml.safe_load((ws.home / "mmm.yaml").read_text())
     settings["worker"] = {"poll_s": 0.2, "lease_s": 2}
