@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.notify import SilentNotifier
-from core.ports import Ports
+from core.ports import CodeHost, Ports, Registry
 from core.spec import SpecError, load_yaml, parse_settings, read_text_file
 from core.store import Store
 from core.workspace import Workspace
@@ -87,23 +88,61 @@ def build_store(ws: Workspace) -> Store:
     return SqliteStore(ws.home / "state.db")
 
 
+def _secret(name: str, kind: str, backend: str) -> str:
+    """A credential from the environment (never from mmm.yaml)."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise WorkspaceError(f"backends.{kind}: {backend} needs {name} in the environment")
+    return value
+
+
+def build_registry(ws: Workspace) -> Registry:
+    if ws.settings.backends.registry == "comet":
+        from core.adapters.comet import CometRegistry
+
+        workspace = ws.settings.comet.workspace
+        if not workspace:
+            raise WorkspaceError("backends.registry: comet needs comet.workspace in mmm.yaml")
+        return CometRegistry(workspace, _secret("COMET_API_KEY", "registry", "comet"))
+    from core.adapters.local.registry import LocalRegistry
+
+    return LocalRegistry(ws.home / "registry")
+
+
+def build_codehost(ws: Workspace) -> CodeHost:
+    if ws.settings.backends.codehost == "github":
+        from core.adapters.github import GitHubCodeHost
+
+        gh = ws.settings.github
+        if not gh.repo:
+            raise WorkspaceError("backends.codehost: github needs github.repo in mmm.yaml")
+        return GitHubCodeHost(
+            gh.repo,
+            _secret("GITHUB_TOKEN", "codehost", "github"),
+            base_url=gh.base_url,
+            base_branch=gh.base_branch,
+            checks_timeout_s=gh.checks_timeout_s,
+        )
+    from core.adapters.local.codehost import LocalGitCodeHost
+
+    # Checkouts of the application (with its golden data) go to the workspace's scratch.
+    return LocalGitCodeHost(ws.repo, scratch=lambda: ws.scratch, runs=ws.home / "checks")
+
+
 def build_ports(ws: Workspace) -> Ports:
     b = ws.settings.backends
-    for kind in ("registry", "artifacts", "serving", "codehost", "monitor"):
+    for kind in ("artifacts", "serving", "monitor"):
         if getattr(b, kind) != "local":
             raise _not_here(kind, getattr(b, kind))
     from core.adapters.local.artifacts import LocalArtifactStore
-    from core.adapters.local.codehost import LocalGitCodeHost
     from core.adapters.local.monitor import LocalMonitor
-    from core.adapters.local.registry import LocalRegistry
     from core.adapters.local.serving import LocalServing
 
     artifacts = LocalArtifactStore(ws.buckets)
     return Ports(
-        registry=LocalRegistry(ws.home / "registry"),
+        registry=build_registry(ws),
         artifacts=artifacts,
-        # Checkouts of the application (with its golden data) go to the workspace's scratch.
-        codehost=LocalGitCodeHost(ws.repo, scratch=lambda: ws.scratch, runs=ws.home / "checks"),
+        codehost=build_codehost(ws),
         serving=LocalServing(ws.home, resolve=artifacts.local_path),
         monitor=LocalMonitor(ws.home),
         notifier=SilentNotifier(),
@@ -123,7 +162,9 @@ __all__ = [
     "SpecError",
     "Workspace",
     "WorkspaceError",
+    "build_codehost",
     "build_ports",
+    "build_registry",
     "build_service",
     "build_store",
     "init_workspace",

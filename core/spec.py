@@ -206,6 +206,42 @@ class AwsSettings(Strict):
     endpoint_url: str | None = None
 
 
+class CometSettings(Strict):
+    """`backends.registry: comet`: the workspace whose model registry mmm deploys from (the
+    key is COMET_API_KEY, never a setting)."""
+
+    workspace: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+
+
+class GithubSettings(Strict):
+    """`backends.codehost: github`: the consuming application's repository (the token is
+    GITHUB_TOKEN, never a setting)."""
+
+    repo: str | None = None  # owner/name
+    base_url: str | None = (
+        None  # API root (GitHub Enterprise: https://HOST/api/v3); null: github.com
+    )
+    base_branch: str = Field(default="main", min_length=1, max_length=200)
+    checks_timeout_s: float = Field(default=3600, gt=0, le=7 * 86_400)
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, v: str | None) -> str | None:
+        if v is not None and not _REPO.match(v):
+            raise ValueError("expected owner/name, like acme/backend")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("expected an http(s) URL, like https://github.example.com/api/v3")
+        return v
+
+
 class SlackSettings(Strict):
     users: dict[str, str] = Field(default_factory=dict)  # Slack user id -> mmm identity
     channel: str | None = None
@@ -231,6 +267,8 @@ class WorkerSettings(Strict):
 class Settings(Strict):
     backends: Backends = Field(default_factory=Backends)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    comet: CometSettings = Field(default_factory=CometSettings)
+    github: GithubSettings = Field(default_factory=GithubSettings)
     defaults: dict[str, Any] = Field(default_factory=dict)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     policy: Policy = Field(default_factory=Policy)

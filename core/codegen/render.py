@@ -96,10 +96,17 @@ def _py(value: Any) -> str:
 _PLAIN = re.compile(r"^[A-Za-z_/.][A-Za-z0-9_./-]*$")
 
 
+def _reads_back(text: str) -> bool:
+    try:  # "..." and "---" end or start a document: not even a value
+        return bool(yaml.safe_load(text) == text)
+    except yaml.YAMLError:
+        return False
+
+
 def _yaml_scalar(value: Any) -> str:
     if isinstance(value, str):
         # Plain only when it cannot be read back as anything else (true, null, 1.0, ...).
-        if _PLAIN.match(value) and yaml.safe_load(value) == value:
+        if _PLAIN.match(value) and _reads_back(value):
             return value
         return '"' + "".join(_yaml_char(c) for c in value) + '"'
     if isinstance(value, bool | int | float) or value is None:

@@ -1,0 +1,123 @@
+"""How a Comet registry version reads as a `ModelVersion`, and how mmm marks it there.
+
+A version's assets hold one model file and, optionally, `golden.jsonl`. The model's
+library is told by a tag `library:LIB`, else by the file's suffix. Where a version stands
+is told by tags mmm owns (`staging`, `production`, `archived`, `retired`), which every
+workspace accepts; the Comet status is set too where the workspace allows that value.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from core.domain import Library, ModelVersion, VersionStatus, iso
+from core.ports import InvalidInput
+
+GOLDEN = "golden.jsonl"
+LIBRARY_TAG = "library:"
+OWNER_TAG = "owner:"
+# Files comet_ml writes beside a logged model: never the model itself.
+_NOT_MODELS = frozenset({GOLDEN, "model_metadata.json", "metadata.json", "requirements.txt"})
+_FORMATS = {
+    ".joblib": "joblib",
+    ".pkl": "pickle",
+    ".pickle": "pickle",
+    ".json": "json",
+    ".ubj": "ubj",
+    ".onnx": "onnx",
+}
+_LIBRARY_OF_FORMAT = {
+    "joblib": Library.SKLEARN,
+    "pickle": Library.SKLEARN,
+    "json": Library.XGBOOST,
+    "ubj": Library.XGBOOST,
+    "onnx": Library.ONNX,
+}
+# The tags that say where a version stands; when several are there, the later one wins.
+STATUS_TAGS = (
+    VersionStatus.STAGING,
+    VersionStatus.PRODUCTION,
+    VersionStatus.ARCHIVED,
+    VersionStatus.RETIRED,
+)
+
+
+def status_of(tags: list[str]) -> VersionStatus:
+    """The mmm status a version's tags say (registered when none does)."""
+    found = [s for s in STATUS_TAGS if s.value in tags]
+    return found[-1] if found else VersionStatus.REGISTERED
+
+
+def tags_of(details: dict[str, Any]) -> list[str]:
+    raw = details.get("tags")
+    if raw is None:
+        raw = details.get("stages")  # older servers call tags "stages"
+    return [str(t) for t in raw or []]
+
+
+def _tag_value(tags: list[str], prefix: str) -> str | None:
+    return next((t.removeprefix(prefix) for t in tags if t.startswith(prefix)), None)
+
+
+def model_file(model: str, version: str, files: list[str]) -> str:
+    """The one asset that is the model; InvalidInput when there is none or more than one."""
+    candidates = [
+        f
+        for f in files
+        if PurePosixPath(f).name not in _NOT_MODELS and PurePosixPath(f).suffix.lower() in _FORMATS
+    ]
+    if len(candidates) != 1:
+        listed = ", ".join(sorted(files)) or "no files"
+        what = "no model file" if not candidates else "more than one model file"
+        raise InvalidInput(
+            f"{model} {version} in Comet has {what} ({listed}); a version holds one model "
+            f"file ({', '.join(sorted(_FORMATS))}) and optionally {GOLDEN}"
+        )
+    return candidates[0]
+
+
+def library_of(model: str, version: str, filename: str, tags: list[str]) -> Library:
+    tagged = _tag_value(tags, LIBRARY_TAG)
+    if tagged is not None:
+        try:
+            return Library(tagged)
+        except ValueError:
+            known = ", ".join(x.value for x in Library)
+            raise InvalidInput(
+                f"{model} {version} in Comet: tag {LIBRARY_TAG}{tagged}: unknown library "
+                f"(known: {known})"
+            ) from None
+    return _LIBRARY_OF_FORMAT[_FORMATS[PurePosixPath(filename).suffix.lower()]]
+
+
+def _created_at(details: dict[str, Any]) -> str:
+    millis = details.get("createdAt")
+    if isinstance(millis, int | float) and millis > 0:
+        return iso(datetime.fromtimestamp(millis / 1000, tz=UTC))
+    return ""
+
+
+def model_version(workspace: str, model: str, details: dict[str, Any]) -> ModelVersion:
+    """The `ModelVersion` of one entry of `registry-model/details`' versions."""
+    version = str(details["version"])
+    tags = tags_of(details)
+    files = [str(a.get("fileName", "")) for a in details.get("assets") or []]
+    artifact = model_file(model, version, files)
+    library = library_of(model, version, artifact, tags)
+    return ModelVersion(
+        name=model,
+        version=version,
+        library=library,
+        format=_FORMATS[PurePosixPath(artifact).suffix.lower()],
+        artifact=artifact,
+        golden=GOLDEN if GOLDEN in files else None,
+        owner=_tag_value(tags, OWNER_TAG),
+        status=status_of(tags),
+        registry_ref=f"comet:{workspace}/{model}@{version}",
+        created_by=str(details.get("userName") or ""),
+        created_at=_created_at(details),
+        # Comet keeps no checksum of an asset; the staged copy is what mmm checks and serves.
+        sha256="",
+    )

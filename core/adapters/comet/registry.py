@@ -1,0 +1,168 @@
+"""`core.ports.Registry` on a Comet workspace's model registry.
+
+Versions are Comet's own names (`1.1.0`). A model or version that is not in the
+workspace is `NotFound`, so a deployment of it is refused before anything is created.
+Where a version stands is written back to Comet as tags (and as its status where the
+workspace allows that value): see `core.adapters.comet.records`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from core.adapters.comet.client import CometClient
+from core.adapters.comet.records import GOLDEN, STATUS_TAGS, model_version, status_of, tags_of
+from core.domain import Library, ModelVersion, VersionStatus
+from core.ports import InvalidInput, NotFound, PortError
+
+log = logging.getLogger(__name__)
+
+
+class CometRegistry:
+    """The model registry of Comet workspace `workspace`, reached with `api_key`
+    (`COMET_API_KEY`; `COMET_URL_OVERRIDE` points comet_ml at a self-hosted Comet)."""
+
+    def __init__(self, workspace: str, api_key: str) -> None:
+        self.workspace = workspace
+        self._client = CometClient(api_key)
+        self._allowed: list[str] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ reading
+
+    def _details(self, name: str) -> dict[str, Any]:
+        try:
+            details = self._client.call(
+                f"reading model {name!r}",
+                lambda api: api.get_registry_model_details(self.workspace, name),
+            )
+        except NotFound:
+            raise NotFound(
+                f"model {name!r} is not in the registry of Comet workspace {self.workspace!r}"
+            ) from None
+        if not isinstance(details, dict):
+            raise NotFound(
+                f"model {name!r} is not in the registry of Comet workspace {self.workspace!r}"
+            )
+        return details
+
+    def _version_details(self, name: str, version: str) -> dict[str, Any]:
+        entries = self._details(name).get("versions") or []
+        for entry in entries:
+            if str(entry.get("version")) == version:
+                return dict(entry)
+        known = ", ".join(str(e.get("version")) for e in entries) or "none"
+        raise NotFound(f"model {name!r} has no version {version} in Comet (versions: {known})")
+
+    def get(self, name: str, version: str) -> ModelVersion:
+        return model_version(self.workspace, name, self._version_details(name, version))
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]:
+        if name is None:
+            names = self._client.call(
+                "listing registry models",
+                lambda api: list(api.get_registry_model_names(self.workspace)),
+            )
+        else:
+            names = [name]
+        out: list[ModelVersion] = []
+        for model in names:
+            try:
+                details = self._details(str(model))
+            except NotFound:
+                continue
+            for entry in details.get("versions") or []:
+                try:
+                    out.append(model_version(self.workspace, str(model), entry))
+                except InvalidInput as exc:  # listed by Comet, not deployable by mmm
+                    log.warning("skipping a Comet version: %s", exc)
+        return out
+
+    # ------------------------------------------------------------ files
+
+    def fetch(self, mv: ModelVersion, what: str, dest: Path) -> Path:
+        wanted = mv.artifact if what == "artifact" else mv.golden
+        if wanted is None:
+            raise NotFound(f"{mv.name} {mv.version} has no {what}")
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="comet-", dir=dest) as tmp:
+            self._client.call(
+                f"downloading {mv.name} {mv.version}",
+                lambda api: api.download_registry_model(
+                    self.workspace, mv.name, mv.version, output_path=tmp
+                ),
+            )
+            found = [p for p in Path(tmp).rglob("*") if p.is_file() and p.name == wanted]
+            if not found:
+                raise NotFound(f"{mv.name} {mv.version}: Comet sent no {wanted}")
+            target = dest / PurePosixPath(wanted).name
+            shutil.move(found[0], target)
+        return target
+
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        library: Library,
+        golden: Path | None,
+        owner: str | None,
+        actor: str,
+    ) -> ModelVersion:
+        # comet_ml registers a model only from an online Experiment (log_model, then
+        # register_model); mmm does not run experiments.
+        raise InvalidInput(
+            "registering in Comet from mmm is not available in this release: log the model "
+            f"file (and {GOLDEN}) with comet_ml's Experiment.log_model, register it with "
+            "Experiment.register_model (tags library:LIB and owner:TEAM are read), then "
+            "`mmm deploy MODEL VERSION`"
+        )
+
+    # ------------------------------------------------------------ where a version stands
+
+    def _comet_status(self, status: VersionStatus) -> str | None:
+        """The workspace's own status value for `status`, or None when it has none."""
+        with self._lock:
+            if self._allowed is None:
+                allowed = self._client.call(
+                    "reading the allowed statuses",
+                    lambda api: api.model_registry_allowed_status_values(self.workspace),
+                )
+                self._allowed = [str(a) for a in allowed or []]
+            allowed_now = self._allowed
+        wanted = "none" if status is VersionStatus.REGISTERED else status.value
+        return next((a for a in allowed_now if a.lower() == wanted), None)
+
+    def set_status(
+        self, name: str, version: str, status: VersionStatus, actor: str
+    ) -> VersionStatus:
+        details = self._version_details(name, version)
+        tags = tags_of(details)
+        previous = status_of(tags)
+        others = [s.value for s in STATUS_TAGS if s is not status and s.value in tags]
+        if previous is status and not others:
+            return status
+        what = f"marking {name} {version} {status.value}"
+        model = self._client.call(what, lambda api: api.get_model(self.workspace, name))
+        # The new tag first: a crash between the calls leaves it, and a second call ends it.
+        if status is not VersionStatus.REGISTERED and status.value not in tags:
+            self._client.call(what, lambda api: model.add_tag(version, status.value))
+        for tag in others:
+            self._client.call(what, _deleting(model, version, tag))
+        comet_status = self._comet_status(status)
+        if comet_status is not None and details.get("status") != comet_status:
+            try:
+                self._client.call(what, lambda api: model.set_status(version, comet_status))
+            except PortError as exc:  # the tags already say it; the status is a courtesy
+                log.warning("Comet status of %s %s not set: %s", name, version, exc)
+        return previous
+
+
+def _deleting(model: Any, version: str, tag: str) -> Callable[[Any], None]:
+    """A call that removes `tag` from `version` (bound now, not when the loop ends)."""
+    return lambda api: model.delete_tag(version, tag)

@@ -1,0 +1,135 @@
+"""The Comet registry adapter, driving the real comet_ml client against a local fake of
+Comet's REST API that keeps registry state and records every request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.adapters.comet.records import model_file
+from core.domain import Library, VersionStatus
+from core.ports import InvalidInput, NotFound, TransientError
+from tests.support.fake_comet import FakeComet
+from tests.support.real_backends import COMET_KEY, WORKSPACE, comet_registry, running_comet
+
+FILES = {"model.joblib": b"\x80\x04model", "golden.jsonl": b'{"input": [1], "output": 2}\n'}
+
+
+@pytest.fixture
+def comet(monkeypatch: pytest.MonkeyPatch) -> FakeComet:
+    with running_comet(monkeypatch) as fake:
+        fake.add_version(WORKSPACE, "churn", "1.0.0", FILES, tags=["owner:risk"], user="carol")
+        fake.add_version(WORKSPACE, "churn", "1.1.0", {"model.json": b"{}"})
+        fake.add_version(WORKSPACE, "fraud", "2.0.0", {"m.pkl": b"\x80"}, tags=["library:xgboost"])
+        fake.add_version("another-team", "secret", "1.0.0", FILES)
+        yield fake
+
+
+def test_lists_the_workspace_models_and_versions_as_comet_names_them(comet: FakeComet) -> None:
+    registry = comet_registry()
+    listed = {(mv.name, mv.version): mv for mv in registry.versions()}
+    assert set(listed) == {("churn", "1.0.0"), ("churn", "1.1.0"), ("fraud", "2.0.0")}
+    first = listed[("churn", "1.0.0")]
+    assert (first.library, first.format, first.artifact, first.golden) == (
+        Library.SKLEARN,
+        "joblib",
+        "model.joblib",
+        "golden.jsonl",
+    )
+    assert (first.owner, first.created_by, first.status) == ("risk", "carol", "registered")
+    assert listed[("churn", "1.1.0")].library is Library.XGBOOST  # told by the file
+    assert listed[("fraud", "2.0.0")].library is Library.XGBOOST  # told by the tag
+    assert [mv.version for mv in registry.versions("churn")] == ["1.0.0", "1.1.0"]
+    assert registry.versions("nothing-here") == []
+    # the key travels as comet_ml sends it, on every request
+    assert {r.authorization for r in comet.requests if r.path.startswith("registry")} == {COMET_KEY}
+
+
+def test_a_missing_model_or_version_is_refused_without_a_write(comet: FakeComet) -> None:
+    registry = comet_registry()
+    with pytest.raises(NotFound, match="model 'nope' is not in the registry of Comet"):
+        registry.get("nope", "1.0.0")
+    with pytest.raises(NotFound, match=r"no version 9\.9\.9 in Comet \(versions: 1\.0\.0, 1\.1"):
+        registry.get("churn", "9.9.9")
+    with pytest.raises(NotFound):
+        registry.set_status("churn", "9.9.9", VersionStatus.PRODUCTION, "alice")
+    assert comet.writes() == []
+
+
+def test_fetches_the_model_file_and_golden_data(comet: FakeComet, tmp_path: Path) -> None:
+    registry = comet_registry()
+    mv = registry.get("churn", "1.0.0")
+    artifact = registry.fetch(mv, "artifact", tmp_path / "a")
+    golden = registry.fetch(mv, "golden", tmp_path / "a")
+    assert (artifact.name, artifact.read_bytes()) == ("model.joblib", FILES["model.joblib"])
+    assert golden.read_bytes() == FILES["golden.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["golden.jsonl", "model.joblib"]
+    no_golden = registry.get("churn", "1.1.0")
+    with pytest.raises(NotFound, match="no golden"):
+        registry.fetch(no_golden, "golden", tmp_path / "b")
+
+
+def test_status_goes_to_comet_as_tags_and_allowed_statuses(comet: FakeComet) -> None:
+    registry = comet_registry()
+    assert registry.set_status("churn", "1.0.0", VersionStatus.PRODUCTION, "a") == "registered"
+    stored = comet.version(WORKSPACE, "churn", "1.0.0")
+    assert ("production" in stored.tags, stored.status) == (True, "Production")
+    assert registry.get("churn", "1.0.0").status is VersionStatus.PRODUCTION
+    writes = len(comet.writes())
+    assert registry.set_status("churn", "1.0.0", VersionStatus.PRODUCTION, "a") == "production"
+    assert len(comet.writes()) == writes  # already there: nothing written
+    # Archived is not a status value this workspace allows: the tag says it alone
+    assert registry.set_status("churn", "1.0.0", VersionStatus.ARCHIVED, "a") == "production"
+    stored = comet.version(WORKSPACE, "churn", "1.0.0")
+    assert [t for t in stored.tags if not t.startswith("owner:")] == ["archived"]
+    assert not any(
+        r.body and r.body.get("status") == "Archived" for r in comet.requests_to("write/")
+    )
+    registry.set_status("churn", "1.0.0", VersionStatus.RETIRED, "a")
+    assert registry.get("churn", "1.0.0").status is VersionStatus.RETIRED
+    registry.set_status("churn", "1.0.0", VersionStatus.REGISTERED, "a")  # an undo
+    assert comet.version(WORKSPACE, "churn", "1.0.0").tags == ["owner:risk"]
+
+
+def test_a_busy_comet_is_transient_and_a_missing_version_is_not(comet: FakeComet) -> None:
+    registry = comet_registry()
+    comet.fail("registry-model/details", status=500)
+    with pytest.raises(TransientError, match=r"HTTP 500.*waiting on Comet"):
+        registry.get("churn", "1.0.0")
+    assert registry.get("churn", "1.0.0").version == "1.0.0"  # the next answer is a 200
+    comet.fail("registry-model/details", status=429)
+    with pytest.raises(TransientError):
+        registry.versions("churn")
+    comet.fail("registry-model/details", status=404)
+    with pytest.raises(NotFound):
+        registry.get("churn", "1.0.0")
+
+
+def test_a_wrong_key_is_a_clear_error_that_does_not_show_it(
+    comet: FakeComet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.adapters.comet import CometRegistry
+    from core.ports import PortError
+
+    with pytest.raises(PortError, match="check COMET_API_KEY") as caught:
+        CometRegistry(WORKSPACE, "wrong-key-123").get("churn", "1.0.0")
+    assert "wrong-key-123" not in str(caught.value)
+
+
+def test_registering_through_mmm_says_how_to_register_in_comet(
+    comet: FakeComet, tmp_path: Path
+) -> None:
+    artifact = tmp_path / "m.joblib"
+    artifact.write_bytes(b"x")
+    with pytest.raises(InvalidInput, match=r"Experiment\.register_model"):
+        comet_registry().register("churn", artifact, Library.SKLEARN, None, None, "alice")
+    assert comet.writes() == []
+
+
+def test_a_version_needs_exactly_one_model_file() -> None:
+    assert model_file("m", "1", ["golden.jsonl", "model_metadata.json", "m.onnx"]) == "m.onnx"
+    with pytest.raises(InvalidInput, match="no model file"):
+        model_file("m", "1", ["golden.jsonl"])
+    with pytest.raises(InvalidInput, match="more than one"):
+        model_file("m", "1", ["a.joblib", "b.onnx"])
