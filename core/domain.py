@@ -163,6 +163,11 @@ class Command(BaseModel):
     action: str  # an `Action` value
     args: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def step(self) -> str:
+        """The step it runs, as the deployment's progress and history name it."""
+        return self.key.split("/", 2)[-1]
+
 
 class JournalEntry(BaseModel):
     """A change made by a forward command, and the command that undoes it."""
@@ -205,6 +210,7 @@ class StepProgress(Sparse):
     of_s: float | None = None  # how long it lasts (a bake) or may last at most (a collection)
     samples: int | None = None  # collect: paired predictions so far
     target: int | None = None  # collect: paired predictions wanted
+    attempts: int | None = None  # transient failures in a row (a system that did not answer)
 
 
 class MissingFact(LookupError):

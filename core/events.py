@@ -107,6 +107,22 @@ class StepFailed(_Event):
         return f"FAIL  {self.step:<16} {self.error}".rstrip()
 
 
+class StepRetrying(_Event):
+    """A system the step calls did not answer (a timeout, a 5xx, a rate limit): the step is
+    tried again at `until`, and fails once it has been tried `worker.max_attempts` times."""
+
+    type: Literal["step_retrying"] = "step_retrying"
+    step: str
+    error: str
+    attempt: int  # failures in a row so far
+    until: str  # ISO time of the next try
+    TONE = "wait"
+
+    def line(self) -> str:
+        again = self.until[11:19]  # HH:MM:SS, UTC
+        return f"wait  {self.step:<16} {self.error} (attempt {self.attempt}; again at {again})"
+
+
 class WaitingApproval(_Event):
     type: Literal["waiting_approval"] = "waiting_approval"
     gate: str
@@ -215,6 +231,7 @@ _KINDS = (
     StepStarted,
     StepSucceeded,
     StepFailed,
+    StepRetrying,
     WaitingApproval,
     Approved,
     AbortRequested,
@@ -238,6 +255,7 @@ DeploymentEvent = Annotated[
     | Annotated[StepStarted, Tag("step_started")]
     | Annotated[StepSucceeded, Tag("step_succeeded")]
     | Annotated[StepFailed, Tag("step_failed")]
+    | Annotated[StepRetrying, Tag("step_retrying")]
     | Annotated[WaitingApproval, Tag("waiting_approval")]
     | Annotated[Approved, Tag("approved")]
     | Annotated[AbortRequested, Tag("abort_requested")]

@@ -37,6 +37,7 @@ from core.events import (
     Finished,
     Started,
     StepFailed,
+    StepRetrying,
     StepStarted,
     StepSucceeded,
     UndoStarted,
@@ -75,11 +76,13 @@ class Failed(Event):
 
 
 class Waiting(Event):
-    """The command is not done yet (a bake, a collection): run it again at `until`."""
+    """The command is not done yet (a bake, a collection), or the system it calls did not
+    answer (`retrying`: the transient error): run it again at `until`."""
 
     command: Command
     until: datetime
     progress: StepProgress | None = None
+    retrying: str | None = None
 
 
 class Approve(Event):
@@ -207,7 +210,7 @@ def _succeeded(d: Deployment, ev: Succeeded) -> tuple[Deployment, list[Command]]
 
 
 def _step_name(key: str) -> str:
-    return key.split("/", 2)[-1]
+    return key.split("/", 2)[-1]  # as Command.step: a journal entry keeps only the key
 
 
 def _first_line(exc: ValueError) -> str:
@@ -304,7 +307,19 @@ def _waiting(d: Deployment, ev: Waiting) -> tuple[Deployment, list[Command]]:
         return d, list(d.pending)
     d.wake_at = iso(ev.until)
     if ev.progress is not None:
-        d.context.progress[_step_name(ev.command.key)] = ev.progress
+        d.context.progress[ev.command.step] = ev.progress
+    if ev.retrying is not None:
+        attempts = ev.progress.attempts if ev.progress is not None else None
+        _log(
+            d,
+            StepRetrying(
+                at=iso(ev.at),
+                step=ev.command.step,
+                error=ev.retrying,
+                attempt=attempts or 1,
+                until=iso(ev.until),
+            ),
+        )
     return d, list(d.pending)
 
 

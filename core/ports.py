@@ -40,7 +40,12 @@ class InvalidInput(PortError):
 
 
 class TransientError(PortError):
-    """A passing fault (timeout, throttling, busy): the same call may succeed later."""
+    """A passing fault (timeout, throttling, busy): the same call may succeed later, no
+    sooner than `retry_after_s` when the system said when (a rate limit's reset)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 # ---------------------------------------------------------------- registry
@@ -68,9 +73,19 @@ class Registry(Protocol):
     def versions(self, name: str | None = None) -> list[ModelVersion]: ...
 
     def set_status(
-        self, name: str, version: str, status: VersionStatus, actor: str
+        self,
+        name: str,
+        version: str,
+        status: VersionStatus,
+        actor: str,
+        *,
+        endpoint: str | None = None,
     ) -> VersionStatus:
-        """Set the status; returns the previous one. A no-op when already at `status`."""
+        """Set the status; returns the previous one. A no-op when already at `status`.
+
+        `endpoint` is the endpoint the status is about (the deployment's; None when it is
+        about no one endpoint, as in a retirement). Registries that can tag a version with
+        it do (Comet: `endpoint:NAME`); the others ignore it."""
         ...
 
     def fetch(self, mv: ModelVersion, what: str, dest: Path) -> Path:

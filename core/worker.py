@@ -19,9 +19,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from core.domain import AuditRecord, Command, Deployment, DeploymentState, iso, utcnow
+from core.domain import (
+    AuditRecord,
+    Command,
+    Deployment,
+    DeploymentState,
+    StepProgress,
+    iso,
+    utcnow,
+)
 from core.feed import entry_between
 from core.isolation import sweep_scratch
 from core.machine import Event, Failed, Start, Succeeded, Waiting, decide
@@ -33,6 +41,8 @@ from core.usage import sites_of
 from core.workspace import Workspace
 
 log = logging.getLogger("mmm.worker")
+# The longest wait between two tries of a step whose system does not answer.
+_BACKOFF_MAX_S = 300.0
 
 # Fault injection for crash tests: MMM_CRASH_AT="<step>:<point>[,...]" kills this process with
 # SIGKILL at that point. Points: after_run (the command ran, its result is not logged yet) and
@@ -118,22 +128,16 @@ class Worker:
             if "error" in recorded:
                 return Failed(at=now, command=cmd, error=recorded["error"])
             return Succeeded(at=now, command=cmd, result=recorded["result"])
-        attempt = 0
-        while True:
-            try:
-                with self._keeper.holding(d.id):
-                    outcome = self.executor.run(d, cmd)
-                break
-            except TransientError as exc:
-                attempt += 1
-                if attempt >= self.settings.max_attempts:
-                    return self._failed(d, cmd, f"{exc} (gave up after {attempt} attempts)")
-                self.sleep(self.settings.backoff_s * 2 ** (attempt - 1))
-            except PortError as exc:
-                return self._failed(d, cmd, str(exc))
-            except Exception as exc:  # a bug must not leave the deployment half-done: undo it
-                log.exception("command %s failed unexpectedly", cmd.key)
-                return self._failed(d, cmd, f"internal error: {type(exc).__name__}: {exc}")
+        try:
+            with self._keeper.holding(d.id):
+                outcome = self.executor.run(d, cmd)
+        except TransientError as exc:
+            return self._retry(d, cmd, exc)
+        except PortError as exc:
+            return self._failed(d, cmd, str(exc))
+        except Exception as exc:  # a bug must not leave the deployment half-done: undo it
+            log.exception("command %s failed unexpectedly", cmd.key)
+            return self._failed(d, cmd, f"internal error: {type(exc).__name__}: {exc}")
         self._crash_point(cmd, "after_run")
         if isinstance(outcome, NotYet):
             return Waiting(
@@ -143,6 +147,25 @@ class Worker:
         self.store.record_command(cmd.key, d.id, {"result": outcome.result}, iso(self.clock()))
         self._crash_point(cmd, "after_log")
         return Succeeded(at=self.clock(), command=cmd, result=outcome.result)
+
+    def _retry(self, d: Deployment, cmd: Command, exc: TransientError) -> Event:
+        """Try again later, not now: the worker is free meanwhile, and the deployment shows
+        what it waits on. Gives up after `max_attempts` failures in a row."""
+        progress = d.context.progress.get(cmd.step) or StepProgress()
+        attempt = (progress.attempts or 0) + 1
+        if attempt >= self.settings.max_attempts:
+            return self._failed(d, cmd, f"{exc} (gave up after {attempt} attempts)")
+        delay = min(self.settings.backoff_s * 2 ** (attempt - 1), _BACKOFF_MAX_S)
+        if exc.retry_after_s is not None:  # the system said when (a rate limit's reset)
+            delay = max(delay, exc.retry_after_s)
+        now = self.clock()
+        return Waiting(
+            at=now,
+            command=cmd,
+            until=now + timedelta(seconds=delay),
+            progress=progress.model_copy(update={"attempts": attempt}),
+            retrying=str(exc),
+        )
 
     def _failed(self, d: Deployment, cmd: Command, error: str) -> Event:
         self.store.record_command(cmd.key, d.id, {"error": error}, iso(self.clock()))

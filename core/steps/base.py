@@ -48,7 +48,7 @@ class Steps:
 
     def _started(self, d: Deployment, cmd: Command, now: datetime) -> datetime:
         """When the long step `cmd` was first looked at (`now`, at the first look)."""
-        progress = d.context.progress.get(cmd.key.split("/", 2)[-1])
+        progress = d.context.progress.get(cmd.step)
         return datetime.fromisoformat(progress.started) if progress and progress.started else now
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.domain import DeploymentState
+from core.events import StepRetrying
 from core.ports import PortError, TransientError
 from core.service import BadRequest, PermissionDenied
 from core.steps import Executor
@@ -36,7 +38,16 @@ def test_transient_errors_are_retried_with_backoff(
     w = Worker(svc.ws, svc.store, svc.ports, sleep=pauses.append)
     final = w.drive(d.id)
     assert final.state is DeploymentState.SUCCEEDED
-    assert pauses[:2] == [0.25, 0.5]  # exponential backoff
+    # Not slept on inside the step: the deployment says what it waits on, and when it tries
+    # again (exponential backoff), while the worker is free for others.
+    retries = [e for e in final.events if isinstance(e, StepRetrying)]
+    assert [(e.error, e.attempt) for e in retries] == [("throttled", 1), ("throttled", 2)]
+    waits = [
+        (datetime.fromisoformat(e.until) - datetime.fromisoformat(e.at)).total_seconds()
+        for e in retries
+    ]
+    assert waits == [0.25, 0.5]
+    assert "wait  " in retries[0].line() and "attempt 1" in retries[0].line()
 
 
 def test_a_permanent_error_fails_after_undoing(
