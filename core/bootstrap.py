@@ -112,6 +112,7 @@ def build_registry(ws: Workspace) -> Registry:
 def build_codehost(ws: Workspace) -> CodeHost:
     if ws.settings.backends.codehost == "github":
         from core.adapters.github import GitHubCodeHost
+        from core.codegen.standalone import self_contained, workflow_files
 
         gh = ws.settings.github
         if not gh.repo:
@@ -122,6 +123,10 @@ def build_codehost(ws: Workspace) -> CodeHost:
             base_url=gh.base_url,
             base_branch=gh.base_branch,
             checks_timeout_s=gh.checks_timeout_s,
+            # Its checks run in GitHub Actions, without mmm: self-contained golden tests
+            # and, on first use, the workflow that runs them.
+            rewrite_files=self_contained,
+            extra_files=workflow_files(gh.base_branch, gh.aws_role_arn, ws.settings.aws.region),
         )
     from core.adapters.local.codehost import LocalGitCodeHost
 

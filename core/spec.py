@@ -213,6 +213,7 @@ class CometSettings(Strict):
     workspace: str | None = Field(default=None, min_length=1, max_length=100)
 
 
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 
 
@@ -226,6 +227,16 @@ class GithubSettings(Strict):
     )
     base_branch: str = Field(default="main", min_length=1, max_length=200)
     checks_timeout_s: float = Field(default=3600, gt=0, le=7 * 86_400)
+    # The role the golden-test workflow assumes through GitHub's OIDC to read artifacts on
+    # S3 (aws-actions/configure-aws-credentials' role-to-assume); null: no AWS step.
+    aws_role_arn: str | None = None
+
+    @field_validator("aws_role_arn")
+    @classmethod
+    def _aws_role_arn(cls, v: str | None) -> str | None:
+        if v is not None and not _ROLE_ARN.match(v):
+            raise ValueError("expected an IAM role ARN, like arn:aws:iam::123456789012:role/ci")
+        return v
 
     @field_validator("repo")
     @classmethod

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.checks import check_endpoint, fetch_checked
-from core.domain import Command, Deployment, ModelVersion, VersionStatus, known
+from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, known
 from core.layout import artifact_key
 from core.steps.base import Done, Outcome, Steps, endpoint_entry
 
@@ -75,9 +75,34 @@ class ArtifactSteps(Steps):
             if cmd.args["status"] == VersionStatus.PRODUCTION.value:
                 # the versions it replaced serve nowhere now: archived until retired
                 wanted |= {str(v): VersionStatus.ARCHIVED.value for v in d.context.drained}
+        undo = "statuses" in cmd.args
         for version, status in wanted.items():
-            self.ports.registry.set_status(d.model, version, VersionStatus(status), d.requested_by)
+            self.ports.registry.set_status(
+                d.model,
+                version,
+                VersionStatus(status),
+                d.requested_by,
+                endpoint=_endpoint_of(d, version, VersionStatus(status), undo),
+            )
         previous = {v: before[v] for v in wanted if before.get(v) and before[v] != wanted[v]}
         statuses = {**before, **wanted}
         summary = ", ".join(f"v{v} {s}" for v, s in wanted.items())
         return Done({"previous": previous, "facts": {"statuses": statuses}, "summary": summary})
+
+
+# Statuses that say a version stands on the endpoint they are about.
+_ON_ENDPOINT = frozenset({VersionStatus.STAGING, VersionStatus.PRODUCTION})
+
+
+def _endpoint_of(d: Deployment, version: str, status: VersionStatus, undo: bool) -> str | None:
+    """The endpoint a status set by `d` is about, for registries that tag it.
+
+    A retirement is about no one endpoint. An undo puts back the versions that `d` drained
+    (on its endpoint again) and takes `d`'s own version off it; when that version goes
+    back to staging or production it stood there for another endpoint, so the status is
+    not about this one."""
+    if d.kind is not Kind.DEPLOY:
+        return None
+    if undo and version == str(d.version) and status in _ON_ENDPOINT:
+        return None
+    return d.endpoint

@@ -3,6 +3,7 @@ Comet's REST API that keeps registry state and records every request."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ FILES = {"model.joblib": b"\x80\x04model", "golden.jsonl": b'{"input": [1], "out
 
 
 @pytest.fixture
-def comet(monkeypatch: pytest.MonkeyPatch) -> FakeComet:
+def comet(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeComet]:
     with running_comet(monkeypatch) as fake:
         fake.add_version(WORKSPACE, "churn", "1.0.0", FILES, tags=["owner:risk"], user="carol")
         fake.add_version(WORKSPACE, "churn", "1.1.0", {"model.json": b"{}"})
@@ -90,6 +91,39 @@ def test_status_goes_to_comet_as_tags_and_allowed_statuses(comet: FakeComet) -> 
     assert registry.get("churn", "1.0.0").status is VersionStatus.RETIRED
     registry.set_status("churn", "1.0.0", VersionStatus.REGISTERED, "a")  # an undo
     assert comet.version(WORKSPACE, "churn", "1.0.0").tags == ["owner:risk"]
+
+
+def test_endpoint_tags_name_where_a_version_stands(comet: FakeComet) -> None:
+    registry = comet_registry()
+
+    def tags() -> list[str]:
+        return [t for t in comet.version(WORKSPACE, "churn", "1.0.0").tags if t != "owner:risk"]
+
+    registry.set_status("churn", "1.0.0", VersionStatus.STAGING, "a", endpoint="churn")
+    assert tags() == ["staging", "endpoint:churn"]
+    registry.set_status("churn", "1.0.0", VersionStatus.PRODUCTION, "a", endpoint="churn")
+    assert tags() == ["endpoint:churn", "production"]
+    # the same version on a second endpoint: one more tag, the status already there
+    writes = len(comet.writes())
+    registry.set_status("churn", "1.0.0", VersionStatus.PRODUCTION, "a", endpoint="fraud")
+    assert tags() == ["endpoint:churn", "production", "endpoint:fraud"]
+    assert len(comet.writes()) == writes + 1
+    registry.set_status("churn", "1.0.0", VersionStatus.PRODUCTION, "a", endpoint="fraud")
+    assert len(comet.writes()) == writes + 1  # already so: nothing written
+    # no endpoint named: the endpoint tags stay as they are
+    registry.set_status("churn", "1.0.0", VersionStatus.STAGING, "a")
+    assert tags() == ["endpoint:churn", "endpoint:fraud", "staging"]
+    # an undone deployment takes its own endpoint's tag off
+    registry.set_status("churn", "1.0.0", VersionStatus.REGISTERED, "a", endpoint="fraud")
+    assert tags() == ["endpoint:churn"]
+    # archived (off its last endpoint) or retired: no endpoint tag is left
+    registry.set_status("churn", "1.0.0", VersionStatus.PRODUCTION, "a", endpoint="churn")
+    registry.set_status("churn", "1.0.0", VersionStatus.ARCHIVED, "a", endpoint="churn")
+    assert tags() == ["archived"]
+    registry.set_status("churn", "1.1.0", VersionStatus.PRODUCTION, "a", endpoint="churn")
+    registry.set_status("churn", "1.1.0", VersionStatus.RETIRED, "a")
+    assert comet.version(WORKSPACE, "churn", "1.1.0").tags == ["retired"]
+    assert registry.get("churn", "1.1.0").status is VersionStatus.RETIRED
 
 
 def test_a_busy_comet_is_transient_and_a_missing_version_is_not(comet: FakeComet) -> None:

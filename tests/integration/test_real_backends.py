@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from core.bootstrap import build_ports, build_store, init_workspace, load_workspace
+from core.codegen.standalone import WORKFLOW_PATH, self_contained, workflow_files
 from core.domain import DeploymentState
 from core.service import Service
 from core.service.errors import BadRequest
@@ -54,7 +55,12 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         for seed, version in ((0, "1.0.0"), (1, "1.1.0")):
             comet.add_version(WORKSPACE, MODEL, version, model_files(tmp_path, seed))
         ports = dataclasses.replace(
-            build_ports(ws), registry=comet_registry(), codehost=github_codehost(gh)
+            build_ports(ws),
+            registry=comet_registry(),
+            # as the composition root makes it: self-contained golden tests, the workflow
+            codehost=github_codehost(
+                gh, rewrite_files=self_contained, extra_files=workflow_files()
+            ),
         )
         yield World(Service(ws, build_store(ws), ports, "alice"), comet, gh, ws.home)
 
@@ -76,7 +82,9 @@ def test_deploy_over_and_retire_with_comet_and_github(
     assert yaml.safe_load(gh.files()["deploy/churn/churn_model.yaml"])["model"]["version"] == (
         "1.0.0"
     )
-    assert "production" in _tags(world, "1.0.0")
+    assert WORKFLOW_PATH in gh.files()  # on first use
+    assert "# mmm-requires: joblib scikit-learn" in gh.files()["tests/mmm/test_churn_golden.py"]
+    assert "production" in _tags(world, "1.0.0") and "endpoint:churn" in _tags(world, "1.0.0")
     assert world.comet.version(WORKSPACE, MODEL, "1.0.0").status == "Production"
     config = svc.ports.serving.get_endpoint("churn", "local")
     assert config is not None
@@ -84,15 +92,15 @@ def test_deploy_over_and_retire_with_comet_and_github(
 
     second = svc.run(svc.deploy(MODEL, "1.1.0", "churn"))
     assert second.state is DeploymentState.SUCCEEDED, second.shown_error
-    assert "production" in _tags(world, "1.1.0")
-    assert "archived" in _tags(world, "1.0.0") and "production" not in _tags(world, "1.0.0")
+    assert {"production", "endpoint:churn"} <= set(_tags(world, "1.1.0"))
+    assert _tags(world, "1.0.0") == ["archived"]  # off its last endpoint: no endpoint tag
     assert yaml.safe_load(gh.files()["deploy/churn/churn_model.yaml"])["model"]["version"] == (
         "1.1.0"
     )
 
     retired = svc.run(svc.retire(MODEL, "1.0.0"))
     assert retired.state is DeploymentState.SUCCEEDED, retired.shown_error
-    assert "retired" in _tags(world, "1.0.0")
+    assert _tags(world, "1.0.0") == ["retired"]
 
     # no secret anywhere: state, workspace files, logs, what GitHub and Comet were sent
     texts = [p.read_bytes().decode("latin-1") for p in world.home.rglob("*") if p.is_file()]
@@ -136,3 +144,19 @@ def test_comet_answering_500_then_200_is_waited_for(world: World) -> None:
     # the first write answered 500 and the worker asked again
     assert [r.params["stage"] for r in tagged][:2] == ["staging", "staging"]
     assert "production" in _tags(world, "1.0.0")
+
+
+@pytest.mark.slow  # two deployments; the tag rule itself is in test_comet_registry
+def test_an_aborted_deployment_takes_its_endpoint_tag_off(world: World, tmp_path: Path) -> None:
+    svc = world.svc
+    first = svc.run(svc.deploy(MODEL, "1.0.0", "churn"))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    spec = tmp_path / "gated.yaml"
+    spec.write_text("endpoint: churn\ngates: [before_finalize]\n")
+    waiting = svc.run(svc.deploy(MODEL, "1.1.0", file=spec))
+    assert waiting.state is DeploymentState.WAITING_APPROVAL, waiting.shown_error
+    assert _tags(world, "1.1.0") == ["staging", "endpoint:churn"]
+    aborted = svc.run(svc.abort(waiting.id))
+    assert aborted.state is DeploymentState.ABORTED, aborted.shown_error
+    assert _tags(world, "1.1.0") == []
+    assert set(_tags(world, "1.0.0")) == {"production", "endpoint:churn"}

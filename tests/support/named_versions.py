@@ -45,9 +45,17 @@ class NamedVersionsRegistry:
         return [self._named(mv) for mv in self.inner.versions(name)]
 
     def set_status(
-        self, name: str, version: str, status: VersionStatus, actor: str
+        self,
+        name: str,
+        version: str,
+        status: VersionStatus,
+        actor: str,
+        *,
+        endpoint: str | None = None,
     ) -> VersionStatus:
-        return self.inner.set_status(name, self._number(name, version), status, actor)
+        return self.inner.set_status(
+            name, self._number(name, version), status, actor, endpoint=endpoint
+        )
 
     def fetch(self, mv: ModelVersion, what: str, dest: Path) -> Path:
         return self.inner.fetch(

@@ -3,7 +3,8 @@
 A version's assets hold one model file and, optionally, `golden.jsonl`. The model's
 library is told by a tag `library:LIB`, else by the file's suffix. Where a version stands
 is told by tags mmm owns (`staging`, `production`, `archived`, `retired`), which every
-workspace accepts; the Comet status is set too where the workspace allows that value.
+workspace accepts, and by `endpoint:NAME` tags naming the endpoints it stands on; the
+Comet status is set too where the workspace allows that value.
 """
 
 from __future__ import annotations
@@ -42,6 +43,35 @@ STATUS_TAGS = (
     VersionStatus.ARCHIVED,
     VersionStatus.RETIRED,
 )
+
+
+ENDPOINT_TAG = "endpoint:"
+# Statuses of a version that stands on an endpoint (tagged `endpoint:NAME` there).
+_ON_ENDPOINT = frozenset({VersionStatus.STAGING, VersionStatus.PRODUCTION})
+# Statuses of a version that serves nowhere: mmm archives a version only once it is off
+# its last endpoint, and a retirement takes it off all of them.
+_NOWHERE = frozenset({VersionStatus.ARCHIVED, VersionStatus.RETIRED})
+
+
+def endpoint_tag(endpoint: str) -> str:
+    return f"{ENDPOINT_TAG}{endpoint}"
+
+
+def endpoint_changes(
+    tags: list[str], status: VersionStatus, endpoint: str | None
+) -> tuple[list[str], list[str]]:
+    """The endpoint tags to add and to remove when a version goes to `status` about
+    `endpoint`: staging or production adds `endpoint:NAME`; registered (an undone
+    deployment) removes it; archived or retired removes every endpoint tag. Without an
+    endpoint, only archived and retired change them."""
+    if status in _NOWHERE:
+        return [], [t for t in tags if t.startswith(ENDPOINT_TAG)]
+    if endpoint is None:
+        return [], []
+    tag = endpoint_tag(endpoint)
+    if status in _ON_ENDPOINT:
+        return ([] if tag in tags else [tag]), []
+    return [], ([tag] if tag in tags else [])
 
 
 def status_of(tags: list[str]) -> VersionStatus:

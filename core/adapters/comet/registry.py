@@ -2,8 +2,9 @@
 
 Versions are Comet's own names (`1.1.0`). A model or version that is not in the
 workspace is `NotFound`, so a deployment of it is refused before anything is created.
-Where a version stands is written back to Comet as tags (and as its status where the
-workspace allows that value): see `core.adapters.comet.records`.
+Where a version stands is written back to Comet as tags, with `endpoint:NAME` for the
+endpoint it stands on (and as its status where the workspace allows that value): see
+`core.adapters.comet.records`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.adapters.comet.client import CometClient
-from core.adapters.comet.records import GOLDEN, STATUS_TAGS, model_version, status_of, tags_of
+from core.adapters.comet.records import (
+    GOLDEN,
+    STATUS_TAGS,
+    endpoint_changes,
+    model_version,
+    status_of,
+    tags_of,
+)
 from core.domain import Library, ModelVersion, VersionStatus
 from core.ports import InvalidInput, NotFound, PortError
 
@@ -139,21 +147,31 @@ class CometRegistry:
         return next((a for a in allowed_now if a.lower() == wanted), None)
 
     def set_status(
-        self, name: str, version: str, status: VersionStatus, actor: str
+        self,
+        name: str,
+        version: str,
+        status: VersionStatus,
+        actor: str,
+        *,
+        endpoint: str | None = None,
     ) -> VersionStatus:
         details = self._version_details(name, version)
         tags = tags_of(details)
         previous = status_of(tags)
         others = [s.value for s in STATUS_TAGS if s is not status and s.value in tags]
-        if previous is status and not others:
-            return status
+        add, remove = endpoint_changes(tags, status, endpoint)
+        if status is not VersionStatus.REGISTERED and status.value not in tags:
+            add.insert(0, status.value)
+        remove = others + remove
+        if not add and not remove:  # already so: nothing written
+            return previous
         what = f"marking {name} {version} {status.value}"
         model = self._client.call(what, lambda api: api.get_model(self.workspace, name))
-        # The new tag first: a crash between the calls leaves it, and a second call ends it.
-        if status is not VersionStatus.REGISTERED and status.value not in tags:
-            self._client.call(what, lambda api: model.add_tag(version, status.value))
-        for tag in others:
-            self._client.call(what, _deleting(model, version, tag))
+        # New tags first: a crash between the calls leaves them, and a second call ends it.
+        for tag in add:
+            self._client.call(what, _tagging(model, version, tag, add=True))
+        for tag in remove:
+            self._client.call(what, _tagging(model, version, tag, add=False))
         comet_status = self._comet_status(status)
         if comet_status is not None and details.get("status") != comet_status:
             try:
@@ -163,6 +181,8 @@ class CometRegistry:
         return previous
 
 
-def _deleting(model: Any, version: str, tag: str) -> Callable[[Any], None]:
-    """A call that removes `tag` from `version` (bound now, not when the loop ends)."""
+def _tagging(model: Any, version: str, tag: str, *, add: bool) -> Callable[[Any], None]:
+    """A call that adds or removes `tag` on `version` (bound now, not when the loop ends)."""
+    if add:
+        return lambda api: model.add_tag(version, tag)
     return lambda api: model.delete_tag(version, tag)

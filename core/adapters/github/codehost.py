@@ -56,14 +56,18 @@ class GitHubCodeHost:
         seconds_between_requests: float | None = None,
         seconds_between_writes: float | None = None,
         extra_files: Callable[[set[str]], dict[str, str]] | None = None,
+        rewrite_files: Callable[[dict[str, str]], dict[str, str]] | None = None,
     ) -> None:
         """`extra_files(paths on the base branch)`: files every change adds when they are
-        missing there (the checks' workflow, on first use)."""
+        missing there (the checks' workflow, on first use). `rewrite_files(files)`: the
+        files as this repository gets them (golden tests that run without mmm, in GitHub
+        Actions: `core.codegen.standalone`)."""
         self.repo_name = repo
         self.base_branch = base_branch
         self.checks_timeout_s = checks_timeout_s
         self.clock = clock
         self.extra_files = extra_files
+        self.rewrite_files = rewrite_files
         self._client = GitHubClient(
             token,
             base_url,
@@ -167,7 +171,7 @@ class GitHubCodeHost:
             return self._change(change_id, pull)
         base = self._base_head()
         on_base = set(self._tree_files(base)) if self.extra_files or deletions else set()
-        wanted = dict(files)
+        wanted = self.rewrite_files(dict(files)) if self.rewrite_files else dict(files)
         if self.extra_files is not None:
             wanted = {**self.extra_files(on_base), **wanted}
         elements: list[dict[str, Any]] = [

@@ -126,7 +126,13 @@ class LocalRegistry:
         return [ModelVersion.model_validate_json(r[0]) for r in rows]
 
     def set_status(
-        self, name: str, version: str, status: VersionStatus, actor: str
+        self,
+        name: str,
+        version: str,
+        status: VersionStatus,
+        actor: str,
+        *,
+        endpoint: str | None = None,  # the local registry keeps no endpoint tags
     ) -> VersionStatus:
         with write_transaction(self.db):
             mv = self.get(name, version)
