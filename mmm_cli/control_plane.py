@@ -12,7 +12,6 @@ taking requests and drains its shadow queue and capture files.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from contextlib import ExitStack
@@ -25,7 +24,11 @@ from core.gateway.process import GatewayProcess
 from core.worker import Progress
 
 
-def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
+def run_control_plane(
+    svc: Any, port: int, progress: Progress, slack: Any = None, bot_port: int = 3000
+) -> None:
+    """Run until SIGINT or SIGTERM; `slack`: the bot's configuration (mmm_bot.SlackConfig),
+    None when Slack is not configured."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -45,8 +48,12 @@ def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
     click.echo(
         f"mmm up: gateway on {server.url}, worker {worker.name}, workspace {svc.ws.home}", err=True
     )
-    if os.environ.get("SLACK_BOT_TOKEN") and os.environ.get("SLACK_SIGNING_SECRET"):
-        click.echo("Slack bot: configured, but not in this release; not served", err=True)
+    bot = None
+    if slack is not None:
+        from mmm_bot import start_bot
+
+        bot = start_bot(svc, slack, bot_port)
+        click.echo(f"Slack bot: on {bot.url}", err=True)
     else:
         click.echo("Slack bot: not configured", err=True)
     click.echo("Ctrl-C stops it", err=True)
@@ -62,6 +69,8 @@ def run_control_plane(svc: Any, port: int, progress: Progress) -> None:
     finally:
         stop.set()
         thread.join(timeout=120)
+        if bot is not None:
+            bot.stop()
         notifying.close()
         server.stop()
         click.echo("mmm up: stopped", err=True)

@@ -29,9 +29,27 @@ class Ctx:
         self.debug = debug
 
     def service(self) -> Any:
+        """The service for this workspace and actor; where Slack is configured, whatever it
+        runs is announced there (deployments run inline by this command included)."""
         from core.bootstrap import build_service
 
-        return build_service(self.home, self.actor)
+        svc = build_service(self.home, self.actor)
+        slack = slack_config()
+        if slack is not None:
+            from mmm_bot import SlackNotifier
+
+            svc.ports.notifier = SlackNotifier.for_service(svc, slack)
+        return svc
+
+
+def slack_config() -> Any:
+    """The Slack bot's configuration, or None when Slack is not configured (the bot's code,
+    and Slack's client, are imported only when it is)."""
+    if not (os.environ.get("SLACK_BOT_TOKEN") and os.environ.get("SLACK_SIGNING_SECRET")):
+        return None
+    from mmm_bot import SlackConfig
+
+    return SlackConfig.from_env()
 
 
 def _fail(message: str, code: int) -> None:
@@ -445,13 +463,21 @@ def worker(c: Ctx, once: bool) -> None:
 @click.option(
     "--port", type=int, default=8080, show_default=True, help="Gateway port (0: any free)."
 )
+@click.option(
+    "--bot-port",
+    type=int,
+    default=3000,
+    show_default=True,
+    help="The Slack bot's port, when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set.",
+)
 @pass_ctx
 @handled
-def up(c: Ctx, port: int) -> None:
-    """Run the local control plane: the worker and the serving gateway on 127.0.0.1:PORT."""
+def up(c: Ctx, port: int, bot_port: int) -> None:
+    """Run the local control plane: the worker, the serving gateway on 127.0.0.1:PORT, and
+    the Slack bot on 127.0.0.1:BOT-PORT when Slack is configured."""
     from mmm_cli.control_plane import run_control_plane
 
-    run_control_plane(c.service(), port, render.ProgressPrinter())
+    run_control_plane(c.service(), port, render.ProgressPrinter(), slack_config(), bot_port)
 
 
 @cli.command()
@@ -493,21 +519,32 @@ def demo(c: Ctx, keep_running: bool) -> None:
 
 
 @cli.command()
+@click.option("--read-only", is_flag=True, help="Look only: every action is refused.")
+@pass_ctx
 @handled
-def tui() -> None:
-    """The Textual dashboard (not in this release)."""
-    _fail(
-        "the dashboard is not in this release yet; `mmm status` and `mmm models` show the same data",
-        1,
-    )
+def tui(c: Ctx, read_only: bool) -> None:
+    """The Textual dashboard: models, endpoints, deployments, usage and audit, live."""
+    import mmm_tui
+
+    mmm_tui.run(c.home, c.actor, read_only)
 
 
 @cli.command()
-@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--port", type=int, default=3000, show_default=True, help="Port on 127.0.0.1.")
+@pass_ctx
 @handled
-def bot(port: int) -> None:
-    """The Slack bot alone (not in this release)."""
-    _fail("the Slack bot is not in this release yet; use the CLI (`mmm approve`, `mmm abort`)", 1)
+def bot(c: Ctx, port: int) -> None:
+    """The Slack bot alone: `/mmm` commands and buttons (HTTP; Socket Mode when
+    SLACK_APP_TOKEN is set). Deployments it starts are run by `mmm up` or `mmm worker`."""
+    config = slack_config()
+    if config is None:
+        _fail("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET", 2)
+    from mmm_bot import serve
+
+    def ready(running: Any) -> None:
+        click.echo(f"mmm bot: listening on {running.url}; Ctrl-C stops it", err=True)
+
+    serve(c.service(), config, port, on_ready=ready)
 
 
 def main() -> None:
