@@ -88,6 +88,9 @@ class Waiting(Event):
 class Approve(Event):
     by: str
     gate: str | None = None
+    # How many approvals the deployment had when the approver looked (a button rendered
+    # then): decided on the fresh record, so a late click never passes a later gate.
+    seen: int | None = None
 
 
 class Abort(Event):
@@ -329,6 +332,8 @@ def _approve(d: Deployment, ev: Approve) -> tuple[Deployment, list[Command]]:
     gate = str(d.waiting_at)
     if ev.gate is not None and ev.gate != gate:
         raise InvalidTransition(f"{d.id} waits at gate {gate}, not {ev.gate}")
+    if ev.seen is not None and ev.seen != len(d.approvals):
+        raise InvalidTransition(f"{d.id}: the gate that was approved has passed already")
     d.approvals.append(Approval(by=ev.by, at=iso(ev.at), gate=gate))
     _log(d, Approved(at=iso(ev.at), by=ev.by, gate=gate))
     d.context.gate = None

@@ -8,9 +8,7 @@ and the audit history know. A user with no mapping may read but not act.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from core.domain import AuditRecord
 from core.service import Service
 from core.spec import SlackSettings
 
@@ -50,8 +48,12 @@ class SlackService(Service):
     def __init__(self, base: Service, user: SlackUser) -> None:
         if user.identity is None:
             raise ValueError(f"Slack user {user.user_id} has no mmm identity")
-        super().__init__(base.ws, base.store, base.ports, user.identity, clock=base.clock)
+        super().__init__(
+            base.ws,
+            base.store,
+            base.ports,
+            user.identity,
+            clock=base.clock,
+            audit_detail={"slack_user": user.user_id},
+        )
         self.slack_user_id = user.user_id
-
-    def _audit(self, action: str, target: str, **detail: Any) -> AuditRecord:
-        return super()._audit(action, target, **detail, slack_user=self.slack_user_id)

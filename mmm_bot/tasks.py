@@ -180,7 +180,7 @@ def click_approve(bot: Bot, origin: Origin, value: dict[str, Any]) -> None:
             bot.respond(origin, blocks.reply(_passed(d, str(gate))))
             return
         try:
-            d = svc.approve(d.id, str(gate))
+            d = svc.approve(d.id, str(gate), seen if isinstance(seen, int) else None)
         except BadRequest:
             # Someone else's click got there first; say who, rather than how the core saw it.
             bot.respond(origin, blocks.reply(_passed(svc.get(d.id), str(gate))))

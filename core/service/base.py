@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from core.domain import AuditRecord, iso, utcnow
@@ -20,7 +21,10 @@ class ServiceBase:
         ports: Ports,
         actor: str,
         clock: Any = utcnow,
+        audit_detail: Mapping[str, str] | None = None,
     ) -> None:
+        """`audit_detail`: added to every audit record this service writes (e.g. the chat
+        user id a front end vouches for, beside the mmm identity)."""
         self.ws = ws
         self.store = store
         self.ports = ports
@@ -30,6 +34,7 @@ class ServiceBase:
             raise BadRequest(str(exc)) from None
         self.clock = clock
         self.policy = ws.settings.policy
+        self.audit_detail = dict(audit_detail or {})
 
     def close(self) -> None:
         """Close the store."""
@@ -37,5 +42,9 @@ class ServiceBase:
 
     def _audit(self, action: str, target: str, **detail: Any) -> AuditRecord:
         return AuditRecord(
-            at=iso(self.clock()), actor=self.actor, action=action, target=target, detail=detail
+            at=iso(self.clock()),
+            actor=self.actor,
+            action=action,
+            target=target,
+            detail={**detail, **self.audit_detail},
         )

@@ -242,9 +242,10 @@ class Commands(Running):
         except InvalidTransition as exc:
             raise BadRequest(str(exc)) from None
 
-    def approve(self, ref: str, gate: str | None = None) -> Deployment:
-        """Pass the gate deployment `ref` waits at (only `gate`, if given). Refuses one that
-        does not wait, and an actor the policy does not let approve it (that refusal is
+    def approve(self, ref: str, gate: str | None = None, seen: int | None = None) -> Deployment:
+        """Pass the gate deployment `ref` waits at (only `gate`, if given; only while it has
+        `seen` approvals, if given: what the approver was shown). Refuses one that does not
+        wait there, and an actor the policy does not let approve it (that refusal is
         audited)."""
         d = self.get(ref)
         if d.state is not DeploymentState.WAITING_APPROVAL:
@@ -259,7 +260,7 @@ class Commands(Running):
             raise
         return self._event(
             d,
-            Approve(at=self.clock(), by=self.actor, gate=gate),
+            Approve(at=self.clock(), by=self.actor, gate=gate, seen=seen),
             "approve",
             gate=d.waiting_at,
         )

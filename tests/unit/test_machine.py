@@ -355,6 +355,19 @@ def test_approve_names_the_wrong_gate() -> None:
         decide(d, Approve(at=at(0), by="bob", gate="before_merge"))
 
 
+def test_a_late_approval_never_passes_a_later_gate_of_the_same_name() -> None:
+    bg = {"kind": "blue-green", "steps": [10, 50, 100], "bake_s": 0}
+    d, _ = run_until_blocked(make({"strategy": bg, "gates": ["between_steps"]}))
+    assert d.waiting_at == "between_steps" and d.approvals == []
+    d, _ = decide(d, Approve(at=at(0), by="bob", gate="between_steps", seen=0))
+    d, _ = run_until_blocked(d)
+    assert d.waiting_at == "between_steps"  # the next step's gate
+    with pytest.raises(InvalidTransition, match="passed already"):
+        decide(d, Approve(at=at(1), by="carol", gate="between_steps", seen=0))
+    d, _ = decide(d, Approve(at=at(1), by="carol", gate="between_steps", seen=1))
+    assert [a.by for a in d.approvals] == ["bob", "carol"]
+
+
 def test_retirement_plan_runs_and_undoes() -> None:
     d, steps = run_until_blocked(make(kind=Kind.RETIRE))
     assert d.state is DeploymentState.SUCCEEDED
