@@ -33,6 +33,12 @@ class SilentNotifier:
         return None
 
 
+def cursor_lease(consumer: str) -> str:
+    """The lease a consumer of the feed holds while it delivers: whoever else holds it (a
+    front end recording where a new deployment is to be announced) keeps it waiting."""
+    return f"feed:{consumer}"
+
+
 class Notifications:
     """Delivers the feed to a notifier, from a durable cursor named `name`.
 
@@ -58,7 +64,7 @@ class Notifications:
 
     @property
     def _lease(self) -> str:
-        return f"feed:{self.name}"
+        return cursor_lease(self.name)
 
     def run_once(self, limit: int = 200) -> int:
         """Deliver what is new (at most `limit` entries); returns how many were delivered.

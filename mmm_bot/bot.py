@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from core.domain import AuditRecord, iso, utcnow
+from core.notify import cursor_lease
 from core.service import Service
 from mmm_bot.blocks import Message
 from mmm_bot.config import WEB_API_TIMEOUT_S, SlackConfig
@@ -155,7 +156,7 @@ class Bot:
         (`announce`), so the notifier never sees the new deployment before it knows where to
         post it (and posts it elsewhere, or twice). Gives up waiting after a while: at worst
         the first message goes to `slack.channel`."""
-        lease = f"feed:{self.consumer}"
+        lease = cursor_lease(self.consumer)
         owner = f"mmm-bot-{uuid.uuid4().hex[:8]}"
         store = self.base.store
         deadline = time.monotonic() + _ANNOUNCE_HOLD_S
