@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.notify import SilentNotifier
-from core.ports import CodeHost, Ports, Registry
+from core.ports import ArtifactStore, CodeHost, Monitor, Ports, Registry, Serving
 from core.spec import SpecError, load_yaml, parse_settings, read_text_file
 from core.store import Store
 from core.workspace import Workspace
@@ -136,20 +136,49 @@ def build_codehost(ws: Workspace) -> CodeHost:
 
 def build_ports(ws: Workspace) -> Ports:
     b = ws.settings.backends
-    for kind in ("artifacts", "serving", "monitor"):
-        if getattr(b, kind) != "local":
-            raise _not_here(kind, getattr(b, kind))
     from core.adapters.local.artifacts import LocalArtifactStore
     from core.adapters.local.monitor import LocalMonitor
     from core.adapters.local.serving import LocalServing
 
-    artifacts = LocalArtifactStore(ws.buckets)
+    aws = ws.settings.aws
+    clients = None
+    if b.artifacts == "s3" or b.serving == "sagemaker" or b.monitor == "cloudwatch":
+        from core.adapters.aws.session import AwsClients
+
+        # one set of clients (boto3's standard credential chain) for all three
+        clients = AwsClients(aws.region, aws.endpoint_url)
+    artifacts: ArtifactStore
+    if b.artifacts == "s3":
+        from core.adapters.aws.s3 import S3ArtifactStore
+
+        assert clients is not None
+        artifacts = S3ArtifactStore(
+            clients, aws.bucket_prefix, aws.region, ws.home / "cache" / "s3"
+        )
+    else:
+        artifacts = LocalArtifactStore(ws.buckets)
+    serving: Serving
+    if b.serving == "sagemaker":
+        from core.adapters.aws.sagemaker import SageMakerServing
+
+        assert clients is not None
+        serving = SageMakerServing(clients, aws.role_arn, aws.images, aws.regions)
+    else:
+        serving = LocalServing(ws.home, resolve=artifacts.local_path)
+    monitor: Monitor
+    if b.monitor == "cloudwatch":
+        from core.adapters.aws.cloudwatch import CloudWatchMonitor
+
+        assert clients is not None
+        monitor = CloudWatchMonitor(clients, aws.regions)
+    else:
+        monitor = LocalMonitor(ws.home)
     return Ports(
         registry=build_registry(ws),
         artifacts=artifacts,
         codehost=build_codehost(ws),
-        serving=LocalServing(ws.home, resolve=artifacts.local_path),
-        monitor=LocalMonitor(ws.home),
+        serving=serving,
+        monitor=monitor,
         notifier=SilentNotifier(),
     )
 

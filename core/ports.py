@@ -125,6 +125,11 @@ class ArtifactStore(Protocol):
         """A local file holding the object (downloaded to a cache when remote)."""
         ...
 
+    def code_uri(self, uri: str) -> str:
+        """What generated code names for the object: a file path for the embedded store
+        (the local checks read it there), the URI itself for a remote store (`s3://...`)."""
+        ...
+
 
 # ---------------------------------------------------------------- code host
 
@@ -213,6 +218,8 @@ class EndpointConfig(BaseModel):
     instance_count: int = 1
     env: dict[str, str] = Field(default_factory=dict)
     invocation_timeout_ms: int = 2000
+    startup_timeout_s: int = 600  # model data download and container start, each
+    volume_size_gb: int | None = None  # storage per instance; None: the platform's default
 
 
 class CapturedPair(BaseModel):
@@ -244,6 +251,12 @@ class Serving(Protocol):
         ...
 
     def delete(self, name: str, region: str) -> bool: ...
+
+    def settled(self, name: str, region: str, config: EndpointConfig | None) -> str | None:
+        """None once the endpoint serves `config` (is gone, for None); else what it still
+        waits on ("Updating", ...). Never waits. Raises PortError when the change failed or
+        was rolled back (the endpoint serves something else), with the reason."""
+        ...
 
     def captured(self, name: str, region: str, shadow_variant: str) -> Iterator[CapturedPair]:
         """Pairs captured while `shadow_variant` shadowed the endpoint."""

@@ -94,6 +94,7 @@ Strategy = Annotated[AllAtOnce | BlueGreen | Shadow, Field(discriminator="kind")
 class Instance(Strict):
     type: str = "ml.m5.large"
     count: int = Field(default=1, ge=1, le=100)
+    volume_gb: int | None = Field(default=None, ge=1, le=512)  # SageMaker: storage per instance
 
 
 class Autoscaling(Strict):
@@ -202,8 +203,31 @@ class Backends(Strict):
 
 
 class AwsSettings(Strict):
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
+    """`aws:` of mmm.yaml. Credentials come from boto3's standard chain, never from here."""
+
+    region: str = "us-east-1"  # home region: the default deployment region
+    endpoint_url: str | None = None  # one URL for every AWS service (moto, LocalStack)
+    role_arn: str | None = None  # execution role of SageMaker models
+    bucket_prefix: str = Field(default="mmm", min_length=1, max_length=30)
+    table: str = "mmm-state"
+    images: dict[str, str] = Field(default_factory=dict)  # library -> container image URI
+    # regions listed by `mmm status`/retirement besides the home region and those deployed to
+    regions: list[str] = Field(default_factory=list)
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, v: str | None) -> str | None:
+        if v is not None and not _ROLE_ARN.match(v):
+            raise ValueError("expected an IAM role ARN, like arn:aws:iam::123456789012:role/x")
+        return v
+
+    @field_validator("bucket_prefix")
+    @classmethod
+    def _bucket_prefix(cls, v: str) -> str:
+        # buckets are <prefix>-<purpose>-<region>: S3's rules for the whole name
+        if not re.match(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", v):
+            raise ValueError("lower-case letters, digits and '-' only (an S3 bucket name part)")
+        return v
 
 
 class CometSettings(Strict):

@@ -18,8 +18,8 @@ class CodeSteps(Steps):
             model=d.model,
             version=d.version,
             library=known(d.context.library, "library"),
-            artifact_uri=str(
-                self.ports.artifacts.local_path(known(d.context.artifact_staging, "artifact"))
+            artifact_uri=self.ports.artifacts.code_uri(
+                known(d.context.artifact_staging, "artifact")
             ),
             golden_cases_jsonl=golden,
             spec=d.spec,

@@ -3,6 +3,7 @@ shadow, drain the old variants, remove traffic; and restore what they changed, t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from core.domain import Command, Deployment, known
@@ -13,12 +14,14 @@ from core.spec import Shadow
 from core.steps.base import (
     Done,
     EndpointEntry,
+    NotYet,
     Outcome,
     Steps,
     dump_config,
     endpoint_entry,
     entry_config,
     load_config,
+    since,
 )
 from core.steps.shadow import clear_captures
 from core.traffic import (
@@ -53,6 +56,8 @@ class EndpointSteps(Steps):
             instance_count=spec.instance.count,
             env=dict(spec.env),
             invocation_timeout_ms=spec.timeouts.invocation_ms,
+            startup_timeout_s=spec.timeouts.startup_s,
+            volume_size_gb=spec.instance.volume_gb,
         )
 
     def _desired(
@@ -97,11 +102,9 @@ class EndpointSteps(Steps):
         remembered = self.store.remember(cmd.key, d.id, lambda: self._endpoint_changes(d, cmd))
         entries: list[dict[str, Any]] = remembered["entries"]
         changes = [e for e in entries if e["read"] != e["wrote"]]
-        for e in changes:
-            if e["wrote"] is None:
-                self.ports.serving.delete(e["name"], e["region"])
-            else:
-                self.ports.serving.apply(EndpointConfig.model_validate(e["wrote"]))
+        waiting = self._make(d, cmd, [(e["name"], e["region"], e["wrote"]) for e in changes])
+        if waiting is not None:
+            return waiting
         after = [endpoint_entry(e["name"], e["region"], load_config(e["wrote"])) for e in entries]
         facts: dict[str, Any] = {"endpoints": after}
         if action is Action.DRAIN_OLD:
@@ -130,19 +133,66 @@ class EndpointSteps(Steps):
             statuses[str(version)] = self.ports.registry.get(d.model, version).status.value
         return {"drained": drained, "statuses": statuses}
 
+    def _make(
+        self, d: Deployment, cmd: Command, targets: list[tuple[str, str, dict[str, Any] | None]]
+    ) -> NotYet | None:
+        """Ask for each endpoint (name, region, config; None: deleted) at the first look, then
+        look until serving has made them all (a SageMaker update takes minutes): NotYet
+        meanwhile, never blocking. A rollback or a failure raises PortError; so does an
+        endpoint still changing after `settle_timeout_s`."""
+        now = self.clock()
+        progress = d.context.progress.get(cmd.step)
+        if not (progress and progress.started):  # first look (or again after a crash: idempotent)
+            for name, region, wrote in targets:
+                if wrote is None:
+                    self.ports.serving.delete(name, region)
+                else:
+                    self.ports.serving.apply(EndpointConfig.model_validate(wrote))
+        pending = []
+        for name, region, wrote in targets:
+            what = self.ports.serving.settled(name, region, load_config(wrote))
+            if what is not None:
+                pending.append(f"{name} ({region}) {what}")
+        if not pending:
+            return None
+        started = self._started(d, cmd, now)
+        limit = settle_timeout_s(d.spec.timeouts.startup_s)
+        if now >= started + timedelta(seconds=limit):
+            raise PortError(f"endpoint {pending[0]} after {limit}s: gave up waiting")
+        poll = min(15.0, max(0.2, self.ws.settings.worker.poll_s))
+        return NotYet(now + timedelta(seconds=poll), since(started, limit))
+
     def restore_endpoints(self, d: Deployment, cmd: Command) -> Outcome:
         # Only what this deployment's step changed goes back, on top of the config as it is
         # now: a change made since by someone else (another variant, another weight) stays.
+        # What to restore is decided at the first look and kept: later looks only wait.
+        remembered = self.store.remember(cmd.key, d.id, lambda: self._restorations(cmd))
+        targets = [(t["name"], t["region"], t["config"]) for t in remembered["targets"]]
+        waiting = self._make(d, cmd, targets)
+        if waiting is not None:
+            return waiting
+        return Done({"summary": f"restored {len(cmd.args['changes'])} endpoint(s)"})
+
+    def _restorations(self, cmd: Command) -> dict[str, Any]:
+        targets = []
         for change in cmd.args["changes"]:
             live = self.ports.serving.get_endpoint(change["name"], change["region"])
             restored = revert(live, load_config(change["read"]), load_config(change["wrote"]))
-            if restored == live:
-                continue
-            if restored is None:
-                self.ports.serving.delete(change["name"], change["region"])
-            else:
-                self.ports.serving.apply(restored)
-        return Done({"summary": f"restored {len(cmd.args['changes'])} endpoint(s)"})
+            if restored != live:
+                targets.append(
+                    {
+                        "name": change["name"],
+                        "region": change["region"],
+                        "config": dump_config(restored),
+                    }
+                )
+        return {"targets": targets}
+
+
+def settle_timeout_s(startup_s: int) -> int:
+    """How long an endpoint change may take: SageMaker downloads the model data and starts
+    the containers (each bounded by `startup_s`) on new instances, after its own set-up."""
+    return 1800 + 2 * startup_s
 
 
 def _weights_summary(entries: list[EndpointEntry]) -> str:

@@ -91,6 +91,9 @@ class RecordingServing(_Recorder):
             self._save(data)
         return gone is not None
 
+    def settled(self, name: str, region: str, config: EndpointConfig | None) -> str | None:
+        return None
+
     def captured(self, name: str, region: str, shadow_variant: str) -> Iterator[CapturedPair]:
         yield from self.pairs.get(shadow_variant, [])
 

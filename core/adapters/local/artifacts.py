@@ -41,6 +41,9 @@ class LocalArtifactStore:
             raise InvalidInput(f"{uri}: points outside the buckets")
         return path
 
+    def code_uri(self, uri: str) -> str:
+        return str(self.local_path(uri))
+
     def _write(self, src: Path, dest: Path) -> None:
         # Copy to a temporary name then rename: a crash never leaves half a file under the key.
         # The temporary name is unique: two workers may stage the same version at once.

@@ -82,6 +82,9 @@ class LocalServing:
     def delete(self, name: str, region: str) -> bool:
         return self.table.delete(name, region)
 
+    def settled(self, name: str, region: str, config: EndpointConfig | None) -> str | None:
+        return None  # the gateway follows the table: a change is made when it is written
+
     def captured(self, name: str, region: str, shadow_variant: str) -> Iterator[CapturedPair]:
         return read_captures(captures_root(self.home), name, shadow_variant, region)
 

@@ -1,0 +1,11 @@
+"""Real AWS adapters (boto3): artifacts on S3, serving on SageMaker, monitors on CloudWatch.
+
+boto3 is imported only when one of them is built; nothing connects at import.
+"""
+
+from core.adapters.aws.cloudwatch import CloudWatchMonitor
+from core.adapters.aws.s3 import S3ArtifactStore
+from core.adapters.aws.sagemaker import SageMakerServing
+from core.adapters.aws.session import AwsClients
+
+__all__ = ["AwsClients", "CloudWatchMonitor", "S3ArtifactStore", "SageMakerServing"]

@@ -1,0 +1,217 @@
+"""Buckets on S3: `<prefix>-<purpose>-<region>` (staging, production, captures, reports,
+trash), made on first use. URIs are `s3://<bucket>/<key>`.
+
+A model's data is one object (a file, or a `.tar.gz` archive) or, for large models, an
+uncompressed prefix: `put` of a folder stores every file under `<key>/` and returns a URI
+ending in `/`; `copy`, `exists` and `delete` of such a URI act on the whole prefix.
+Objects carry their SHA-256 in their metadata, so a `put` of the same bytes is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from core.adapters.aws.errors import aws_call, error_code
+from core.adapters.aws.session import AwsClients
+from core.adapters.local.artifacts import sha256_file
+from core.ports import InvalidInput, NotFound
+
+SCHEME = "s3://"
+_SHA_META = "sha256"  # x-amz-meta-sha256
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of an `s3://` URI; InvalidInput for anything else."""
+    bucket, sep, key = uri.removeprefix(SCHEME).partition("/")
+    if not uri.startswith(SCHEME) or not bucket or not sep or not key:
+        raise InvalidInput(f"{uri}: not an S3 URI (expected {SCHEME}<bucket>/<key>)")
+    return bucket, key
+
+
+class S3ArtifactStore:
+    """The ArtifactStore port on S3, in one region (the buckets' region)."""
+
+    def __init__(self, clients: AwsClients, prefix: str, region: str, cache: Path) -> None:
+        """`cache`: where `local_path` downloads objects (a folder of the workspace)."""
+        self.clients = clients
+        self.prefix = prefix
+        self.region = region
+        self.cache = cache
+        self._made: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern = re.compile(rf"^{re.escape(prefix)}-([a-z0-9]+)-{re.escape(region)}$")
+
+    @property
+    def s3(self) -> Any:
+        return self.clients.client("s3", self.region)
+
+    # ------------------------------------------------------------ names
+
+    def bucket_name(self, bucket: str) -> str:
+        """The S3 bucket of a purpose ('production' -> 'mmm-production-us-east-1')."""
+        return f"{self.prefix}-{bucket}-{self.region}"
+
+    def uri(self, bucket: str, key: str) -> str:
+        return f"{SCHEME}{self.bucket_name(bucket)}/{key.lstrip('/')}"
+
+    def locate(self, uri: str) -> tuple[str, str] | None:
+        try:
+            name, key = split_uri(uri)
+        except InvalidInput:
+            return None
+        match = self._pattern.match(name)
+        return (match.group(1), key) if match else None
+
+    def _ensure_bucket(self, name: str) -> None:
+        if name in self._made:
+            return
+        with self._lock, aws_call("CreateBucket", f"s3://{name}"):
+            try:
+                self.s3.head_bucket(Bucket=name)
+            except Exception as exc:
+                if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                    raise
+                args: dict[str, Any] = {"Bucket": name}
+                if self.region != "us-east-1":  # S3's one region without a constraint
+                    args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+                try:
+                    self.s3.create_bucket(**args)
+                except Exception as exc2:
+                    if error_code(exc2) != "BucketAlreadyOwnedByYou":
+                        raise
+            self._made.add(name)
+
+    # ------------------------------------------------------------ objects
+
+    def _head(self, name: str, key: str) -> dict[str, Any] | None:
+        with aws_call("HeadObject", f"s3://{name}/{key}"):
+            try:
+                head: dict[str, Any] = self.s3.head_object(Bucket=name, Key=key)
+                return head
+            except Exception as exc:
+                if error_code(exc) in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}:
+                    return None
+                raise
+
+    def _keys(self, name: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        with aws_call("ListObjectsV2", f"s3://{name}/{prefix}"):
+            try:
+                pages = self.s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=name, Prefix=prefix
+                )
+                for page in pages:
+                    keys += [obj["Key"] for obj in page.get("Contents", [])]
+            except Exception as exc:
+                if error_code(exc) == "NoSuchBucket":
+                    return []
+                raise
+        return sorted(keys)
+
+    def _put_file(self, name: str, key: str, src: Path) -> None:
+        digest = sha256_file(src)
+        head = self._head(name, key)
+        if head is not None and head.get("Metadata", {}).get(_SHA_META) == digest:
+            return
+        with aws_call("PutObject", f"s3://{name}/{key}"):
+            # upload_file goes multipart for large files; the object appears whole or not at all
+            self.s3.upload_file(str(src), name, key, ExtraArgs={"Metadata": {_SHA_META: digest}})
+
+    def put(self, bucket: str, key: str, src: Path) -> str:
+        name = self.bucket_name(bucket)
+        self._ensure_bucket(name)
+        key = key.lstrip("/")
+        if src.is_dir():
+            base = key.rstrip("/") + "/"
+            for path in sorted(p for p in src.rglob("*") if p.is_file()):
+                self._put_file(name, base + path.relative_to(src).as_posix(), path)
+            return f"{SCHEME}{name}/{base}"
+        self._put_file(name, key, src)
+        return f"{SCHEME}{name}/{key}"
+
+    def copy(self, src_uri: str, bucket: str, key: str) -> str:
+        src_bucket, src_key = split_uri(src_uri)
+        name = self.bucket_name(bucket)
+        self._ensure_bucket(name)
+        key = key.lstrip("/")
+        if src_key.endswith("/"):  # an uncompressed prefix: every object under it
+            sources = self._keys(src_bucket, src_key)
+            if not sources:
+                raise NotFound(f"{src_uri}: no such artifact (empty prefix)")
+            base = key.rstrip("/") + "/"
+            for source in sources:
+                self._copy_object(src_bucket, source, name, base + source[len(src_key) :])
+            return f"{SCHEME}{name}/{base}"
+        self._copy_object(src_bucket, src_key, name, key)
+        return f"{SCHEME}{name}/{key}"
+
+    def _copy_object(self, src_bucket: str, src_key: str, name: str, key: str) -> None:
+        source = self._head(src_bucket, src_key)
+        if source is None:
+            raise NotFound(f"s3://{src_bucket}/{src_key}: no such artifact")
+        digest = source.get("Metadata", {}).get(_SHA_META)
+        target = self._head(name, key)
+        if target is not None and digest and target.get("Metadata", {}).get(_SHA_META) == digest:
+            return
+        with aws_call("CopyObject", f"s3://{src_bucket}/{src_key} -> s3://{name}/{key}"):
+            # the managed copy goes multipart above 5 GB; metadata (the digest) comes along
+            self.s3.copy({"Bucket": src_bucket, "Key": src_key}, name, key)
+
+    def get(self, uri: str, dest: Path) -> Path:
+        name, key = split_uri(uri)
+        if key.endswith("/"):
+            raise InvalidInput(f"{uri}: a prefix, not one file")
+        target = dest / key.rsplit("/", 1)[-1] if dest.is_dir() else dest
+        if self._head(name, key) is None:
+            raise NotFound(f"{uri}: no such artifact")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        with aws_call("GetObject", uri):
+            self.s3.download_file(name, key, str(partial))
+        partial.replace(target)
+        return target
+
+    def exists(self, uri: str) -> bool:
+        name, key = split_uri(uri)
+        if key.endswith("/"):
+            return bool(self._keys(name, key))
+        return self._head(name, key) is not None
+
+    def delete(self, uri: str) -> bool:
+        name, key = split_uri(uri)
+        keys = self._keys(name, key) if key.endswith("/") else [key]
+        if not key.endswith("/") and self._head(name, key) is None:
+            return False
+        if not keys:
+            return False
+        with aws_call("DeleteObjects", uri):
+            for start in range(0, len(keys), 1000):  # S3's batch limit
+                batch = [{"Key": k} for k in keys[start : start + 1000]]
+                self.s3.delete_objects(Bucket=name, Delete={"Objects": batch, "Quiet": True})
+        return True
+
+    def list(self, bucket: str, prefix: str = "") -> list[str]:
+        name = self.bucket_name(bucket)
+        return [f"{SCHEME}{name}/{k}" for k in self._keys(name, prefix)]
+
+    def local_path(self, uri: str) -> Path:
+        """A downloaded copy in the cache, fetched again when the object changed."""
+        name, key = split_uri(uri)
+        if ".." in key.split("/"):
+            raise InvalidInput(f"{uri}: points outside the cache")
+        head = self._head(name, key)
+        if head is None:
+            raise NotFound(f"{uri}: no such artifact")
+        tag = hashlib.sha256(str(head.get("ETag", "")).encode()).hexdigest()[:16]
+        path = self.cache / name / tag / key
+        if not path.exists():
+            self.get(uri, path)
+        return path
+
+    def code_uri(self, uri: str) -> str:
+        """Generated code names the S3 location itself, never a cache path."""
+        return uri

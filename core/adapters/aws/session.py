@@ -1,0 +1,46 @@
+"""boto3 clients per service and region, made on first use and shared by the adapters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+# botocore's own retries stay short: a throttled or failing call becomes a TransientError
+# and the worker retries it later, without holding its lease meanwhile.
+_RETRIES = {"max_attempts": 2, "mode": "standard"}
+_CONNECT_TIMEOUT_S = 5
+_READ_TIMEOUT_S = 30
+
+
+class AwsClients:
+    """Clients from boto3's standard credential chain (environment, profile, role).
+
+    `endpoint_url` sends every service to one URL (a moto server, LocalStack); None is AWS.
+    """
+
+    def __init__(self, home_region: str, endpoint_url: str | None = None) -> None:
+        self.home_region = home_region
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The client of `service` in `region` (the home region by default)."""
+        key = (service, region or self.home_region)
+        with self._lock:
+            if key not in self._clients:
+                import boto3
+                from botocore.config import Config
+
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                config = Config(
+                    retries=_RETRIES,
+                    connect_timeout=_CONNECT_TIMEOUT_S,
+                    read_timeout=_READ_TIMEOUT_S,
+                )
+                self._clients[key] = self._session.client(
+                    service, region_name=key[1], endpoint_url=self.endpoint_url, config=config
+                )
+            return self._clients[key]

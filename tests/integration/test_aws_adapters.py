@@ -1,0 +1,138 @@
+"""The S3, CloudWatch and SageMaker adapters on their own, over HTTP to a moto server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServing
+from core.adapters.aws.errors import translate
+from core.ports import EndpointConfig, InvalidInput, NotFound, PortError, TransientError, Variant
+from core.spec import Alarms
+from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
+
+
+def test_s3_files_and_uncompressed_prefixes(aws: Aws, tmp_path: Path) -> None:  # noqa: F811
+    store = S3ArtifactStore(aws.clients, "t1", REGION, tmp_path / "cache")
+    src = tmp_path / "model.joblib"
+    src.write_bytes(b"weights")
+    uri = store.put("staging", "models/m/1/model.joblib", src)
+    assert uri == "s3://t1-staging-us-east-1/models/m/1/model.joblib"
+    assert store.put("staging", "models/m/1/model.joblib", src) == uri  # same bytes: no-op
+    assert store.locate(uri) == ("staging", "models/m/1/model.joblib")
+    assert store.locate("s3://other-bucket/k") is None
+    prod = store.copy(uri, "production", "models/m/1/model.joblib")
+    assert store.exists(prod) and store.local_path(prod).read_bytes() == b"weights"
+    assert store.code_uri(prod) == prod
+
+    big = tmp_path / "llm"
+    (big / "shards").mkdir(parents=True)
+    (big / "config.json").write_text("{}")
+    (big / "shards" / "0.bin").write_bytes(b"0" * 10)
+    prefix = store.put("staging", "models/m/2/weights", big)
+    assert prefix.endswith("/weights/")
+    copied = store.copy(prefix, "production", "models/m/2/weights")
+    assert store.list("production", "models/m/2/") == [
+        f"{copied}config.json",
+        f"{copied}shards/0.bin",
+    ]
+    assert store.delete(copied) and not store.exists(copied)
+    assert store.delete(copied) is False  # already gone
+    with pytest.raises(NotFound):
+        store.copy("s3://t1-staging-us-east-1/nothing", "production", "x")
+
+
+def test_cloudwatch_alarms_state_and_dashboard(aws: Aws) -> None:  # noqa: F811
+    monitor = CloudWatchMonitor(aws.clients)
+    names = monitor.ensure_alarms("ep", REGION, "m-v1", Alarms())
+    assert names == ["mmm/ep/m-v1/error-rate", "mmm/ep/m-v1/p99-latency"]
+    assert monitor.ensure_alarms("ep", REGION, "m-v1", Alarms()) == names  # idempotent
+    cw: Any = aws.client("cloudwatch")
+    assert [d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"]] == ["mmm-ep"]
+    assert not any(s.firing for s in monitor.evaluate(names, REGION, since=0))
+    cw.set_alarm_state(AlarmName=names[0], StateValue="ALARM", StateReason="5xx")
+    assert [s.firing for s in monitor.evaluate(names, REGION, since=0)] == [True, False]
+    assert monitor.alarms("mmm/ep/") == names
+    monitor.delete_alarms(names, REGION)
+    assert monitor.alarms("mmm/") == []
+    assert cw.list_dashboards()["DashboardEntries"] == []
+    with pytest.raises(NotFound):
+        monitor.evaluate(names, REGION)
+
+
+def _config(weights: dict[str, float]) -> EndpointConfig:
+    return EndpointConfig(
+        name="ep",
+        region=REGION,
+        variants=[
+            Variant(
+                name=n,
+                model="m",
+                version=n[-1],
+                library="sklearn",
+                artifact=f"s3://b/models/m/{n[-1]}/model.joblib",
+                weight=w,
+            )
+            for n, w in weights.items()
+        ],
+        env={"LOG_LEVEL": "info"},
+    )
+
+
+def test_sagemaker_statuses_are_looked_at_never_waited_for(aws: Aws) -> None:  # noqa: F811
+    serving = SageMakerServing(aws.clients, ROLE_ARN, IMAGES)
+    one = _config({"m-v1": 100})
+    assert serving.apply(one) is None
+    assert serving.settled("ep", REGION, one) == "Creating"
+    serving.apply(one)  # asked again while Creating (a look after a crash): a no-op
+    while serving.settled("ep", REGION, one) is not None:
+        pass
+    assert serving.get_endpoint("ep", REGION) == one
+    two = _config({"m-v1": 100, "m-v2": 0})
+    serving.apply(two)
+    assert serving.settled("ep", REGION, two) == "Updating"
+    with pytest.raises(TransientError, match="Updating"):
+        serving.apply(_config({"m-v3": 100}))  # another change under way
+    while serving.settled("ep", REGION, two) is not None:
+        pass
+    shifted = _config({"m-v1": 50, "m-v2": 50})
+    serving.apply(shifted)  # weights only: UpdateEndpointWeightsAndCapacities
+    while serving.settled("ep", REGION, shifted) is not None:
+        pass
+    assert serving.endpoints() == [shifted]
+    sm: Any = aws.client("sagemaker")
+    described = sm.describe_endpoint(EndpointName="ep")
+    assert {v["DesiredInstanceCount"] for v in described["ProductionVariants"]} == {1}
+    assert serving.delete("ep", REGION) is True
+    assert serving.delete("ep", REGION) is False  # already gone
+    assert sm.list_models()["Models"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []
+
+
+def test_sagemaker_refuses_clearly(aws: Aws) -> None:  # noqa: F811
+    with pytest.raises(InvalidInput, match=r"aws\.images has no container image for library"):
+        SageMakerServing(aws.clients, ROLE_ARN, {}).apply(_config({"m-v1": 100}))
+    with pytest.raises(InvalidInput, match=r"aws\.role_arn"):
+        SageMakerServing(aws.clients, None, IMAGES).apply(_config({"m-v1": 100}))
+
+
+def test_aws_errors_become_port_errors() -> None:
+    from botocore.exceptions import ClientError
+
+    def err(code: str, status: int) -> ClientError:
+        body = {
+            "Error": {"Code": code, "Message": "m"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        return ClientError(body, "Op")  # type: ignore[arg-type]
+
+    assert isinstance(
+        translate(err("ThrottlingException", 400), "CreateModel", "x"), TransientError
+    )
+    assert isinstance(translate(err("InternalFailure", 500), "CreateModel", "x"), TransientError)
+    final = translate(err("ValidationException", 400), "CreateEndpoint", "endpoint ep (us-east-1)")
+    assert not isinstance(final, TransientError) and isinstance(final, PortError)
+    assert "CreateEndpoint endpoint ep (us-east-1)" in str(final)
+    denied = translate(err("AccessDeniedException", 400), "PutMetricAlarm", "alarm a")
+    assert "permission refused" in str(denied) and "PutMetricAlarm alarm a" in str(denied)

@@ -1,0 +1,245 @@
+"""Whole deployments on S3, SageMaker and CloudWatch (the real adapters, boto3 over HTTP to
+a moto server extended with SageMaker's statuses and UpdateEndpoint), with the embedded
+registry and a recording code host, in-process. After abort and retirement nothing mmm
+made is left, and what it did not make is untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServing
+from core.adapters.local.registry import LocalRegistry
+from core.bootstrap import SilentNotifier, load_workspace
+from core.domain import DeploymentState, Library
+from core.ports import Ports
+from core.service import Service
+from core.store.sqlite import SqliteStore
+from tests.support import moto_sagemaker
+from tests.support.fakes import RecordingCodeHost
+from tests.support.models import train_sklearn_regressor, write_golden
+from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
+
+MODEL = "churn"
+ENDPOINT = "churn-scorer"
+
+
+def _service(home: Path, aws: Aws, settings: dict[str, Any] | None = None) -> Service:  # noqa: F811
+    home.mkdir(parents=True, exist_ok=True)
+    base: dict[str, Any] = {
+        "worker": {"poll_s": 0.02, "backoff_s": 0, "max_attempts": 3},
+        "defaults": {"regions": [REGION]},
+        "policy": {"allow_self_approval": True, "admins": ["alice"]},
+    }
+    (home / "mmm.yaml").write_text(yaml.safe_dump({**base, **(settings or {})}))
+    ws = load_workspace(home)
+    ports = Ports(
+        registry=LocalRegistry(home / "registry"),
+        artifacts=S3ArtifactStore(aws.clients, "mmm", REGION, home / "cache"),
+        codehost=RecordingCodeHost(),
+        serving=SageMakerServing(aws.clients, ROLE_ARN, IMAGES),
+        monitor=CloudWatchMonitor(aws.clients),
+        notifier=SilentNotifier(),
+    )
+    return Service(ws, SqliteStore(home / "state.db"), ports, "alice")
+
+
+@pytest.fixture
+def svc(tmp_path: Path, aws: Aws) -> Service:  # noqa: F811
+    service = _service(tmp_path / "ws", aws)
+    for seed in (0, 1):
+        artifact = train_sklearn_regressor(tmp_path / f"m{seed}", seed=seed)
+        golden = write_golden(artifact, Library.SKLEARN, tmp_path / f"m{seed}")
+        service.register(MODEL, artifact, "sklearn", golden, "risk")
+    return service
+
+
+def _file(tmp_path: Path, **spec: Any) -> Path:
+    path = tmp_path / f"deploy-{len(list(tmp_path.glob('deploy-*')))}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def inventory(aws: Aws) -> dict[str, list[str]]:  # noqa: F811
+    """Everything on the server: S3 objects, SageMaker models, configs, endpoints, alarms."""
+    s3: Any = aws.client("s3")
+    sm: Any = aws.client("sagemaker")
+    cw: Any = aws.client("cloudwatch")
+    objects = []
+    for bucket in s3.list_buckets().get("Buckets", []):
+        for obj in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
+            objects.append(f"{bucket['Name']}/{obj['Key']}")
+    return {
+        "objects": sorted(objects),
+        "models": sorted(m["ModelName"] for m in sm.list_models()["Models"]),
+        "configs": sorted(
+            c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        ),
+        "endpoints": sorted(e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]),
+        "alarms": sorted(a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]),
+        "dashboards": sorted(d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"]),
+    }
+
+
+def foreign_things(aws: Aws) -> None:  # noqa: F811
+    """Resources mmm did not make, which it must leave alone."""
+    s3: Any = aws.client("s3")
+    sm: Any = aws.client("sagemaker")
+    cw: Any = aws.client("cloudwatch")
+    s3.create_bucket(Bucket="someone-else")
+    s3.put_object(Bucket="someone-else", Key="models/churn/1/model.joblib", Body=b"x")
+    sm.create_model(
+        ModelName="their-model",
+        ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={"Image": IMAGES["sklearn"], "ModelDataUrl": "s3://someone-else/m"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="their-config",
+        ProductionVariants=[
+            {"VariantName": "a", "ModelName": "their-model", "InstanceType": "ml.m5.large",
+             "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}
+        ],
+    )  # fmt: skip
+    sm.create_endpoint(EndpointName="their-endpoint", EndpointConfigName="their-config")
+    cw.put_metric_alarm(
+        AlarmName="their-alarm", MetricName="CPUUtilization", Namespace="AWS/EC2",
+        Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=90.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+
+
+def _only_foreign_left(aws: Aws, staging_kept: bool = True) -> None:  # noqa: F811
+    left = inventory(aws)
+    assert left["models"] == ["their-model"]
+    assert left["configs"] == ["their-config"]
+    assert left["endpoints"] == ["their-endpoint"]
+    assert left["alarms"] == ["their-alarm"]
+    assert left["dashboards"] == []
+    production = [o for o in left["objects"] if o.startswith("mmm-production-")]
+    assert production == []
+    assert "someone-else/models/churn/1/model.joblib" in left["objects"]
+
+
+def _variants(svc: Service) -> list[tuple[str, float]]:
+    config = svc.ports.serving.get_endpoint(ENDPOINT, REGION)
+    assert config is not None
+    return [(v.name, v.weight) for v in config.variants]
+
+
+def test_all_at_once_then_abort_leaves_only_what_mmm_did_not_make(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    foreign_things(aws)
+    d = svc.run(svc.deploy(MODEL, "1", ENDPOINT))
+    assert d.state is DeploymentState.SUCCEEDED, d.shown_error
+    assert _variants(svc) == [("churn-v1", 100.0)]
+    made = inventory(aws)
+    assert made["alarms"] == sorted(
+        [
+            "their-alarm",
+            f"mmm/{ENDPOINT}/churn-v1/error-rate",
+            f"mmm/{ENDPOINT}/churn-v1/p99-latency",
+        ]
+    )
+    assert made["dashboards"] == [f"mmm-{ENDPOINT}"]
+    assert f"mmm-production-{REGION}/models/churn/1/model.joblib" in made["objects"]
+    # the generated code names the S3 location, never a cache path
+    codehost: Any = svc.ports.codehost
+    files = str(codehost._load()["changes"][d.id]["files"])
+    assert "s3://mmm-staging-us-east-1/models/churn/1/" in files
+    assert str(tmp_path) not in files
+
+    # a second version queued with a gate, aborted while it waits there
+    second = svc.run(
+        svc.deploy(
+            MODEL,
+            "2",
+            ENDPOINT,
+            file=_file(
+                tmp_path,
+                gates=["before_finalize"],
+                strategy={"kind": "blue-green", "steps": [50, 100], "bake_s": 0},
+            ),
+        )
+    )
+    assert second.state is DeploymentState.WAITING_APPROVAL, second.shown_error
+    assert sorted(_variants(svc)) == [("churn-v1", 0.0), ("churn-v2", 100.0)]
+    aborted = svc.run(svc.abort(second.id, reason="changed my mind"))
+    assert aborted.state is DeploymentState.ABORTED, aborted.shown_error
+    assert _variants(svc) == [("churn-v1", 100.0)]
+    left = inventory(aws)
+    assert not [a for a in left["alarms"] if "churn-v2" in a]
+    assert not [m for m in left["models"] if m.startswith("churn-v2")]
+    assert len([c for c in left["configs"] if c.startswith(ENDPOINT)]) == 1  # old ones swept
+
+    retired = svc.run(svc.retire(MODEL, force=True))
+    assert retired.state is DeploymentState.SUCCEEDED, retired.shown_error
+    _only_foreign_left(aws)
+
+
+def test_blue_green_with_a_gate_between_steps(svc: Service, aws: Aws, tmp_path: Path) -> None:  # noqa: F811
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    spec = {
+        "gates": ["between_steps"],
+        "strategy": {"kind": "blue-green", "steps": [25, 100], "bake_s": 0},
+    }
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=_file(tmp_path, **spec)))
+    assert d.state is DeploymentState.WAITING_APPROVAL, d.shown_error
+    assert sorted(_variants(svc)) == [("churn-v1", 75.0), ("churn-v2", 25.0)]
+    endpoint: Any = aws.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)
+    assert {v["VariantName"]: v["CurrentWeight"] for v in endpoint["ProductionVariants"]} == {
+        "churn-v1": 75.0, "churn-v2": 25.0,
+    }  # fmt: skip
+    done = svc.run(svc.approve(d.id))
+    assert done.state is DeploymentState.SUCCEEDED, done.shown_error
+    assert _variants(svc) == [("churn-v2", 100.0)]  # the old variant removed at the end
+    assert [e["EndpointName"] for e in aws.client("sagemaker").list_endpoints()["Endpoints"]] == [
+        ENDPOINT
+    ]  # type: ignore[attr-defined]
+
+    retired = svc.run(svc.retire(MODEL, force=True))
+    assert retired.state is DeploymentState.SUCCEEDED, retired.shown_error
+    left = inventory(aws)
+    assert left["models"] == left["configs"] == left["endpoints"] == left["alarms"] == []
+    assert not [o for o in left["objects"] if o.startswith("mmm-production-")]
+
+
+def test_an_alarm_in_alarm_during_a_bake_rolls_back(svc: Service, aws: Aws, tmp_path: Path) -> None:  # noqa: F811
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    cw: Any = aws.client("cloudwatch")
+
+    def breach(d: Any) -> None:  # the candidate's error-rate alarm fires once it exists
+        name = f"mmm/{ENDPOINT}/churn-v2/error-rate"
+        if cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]:
+            cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="5xx")
+
+    spec = {"strategy": {"kind": "blue-green", "steps": [50, 100], "bake_s": 30}}
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=_file(tmp_path, **spec)), on_change=breach)
+    assert d.state in (DeploymentState.ROLLED_BACK, DeploymentState.FAILED), d.state
+    assert "alarm" in (d.shown_error or "") or any("fired" in str(e) for e in d.events)
+    assert _variants(svc) == [("churn-v1", 100.0)]
+    assert not [a for a in inventory(aws)["alarms"] if "churn-v2" in a]
+
+
+def test_a_silent_rollback_fails_the_deployment_with_its_reason(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    moto_sagemaker.LIFECYCLE.fail_next_update("container health check failed")
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT))
+    assert d.state is not DeploymentState.SUCCEEDED
+    assert d.state in (DeploymentState.FAILED, DeploymentState.ROLLED_BACK), d.state
+    assert "rolled back" in (d.shown_error or "") and "container health check failed" in (
+        d.shown_error or ""
+    )
+    assert _variants(svc) == [("churn-v1", 100.0)]

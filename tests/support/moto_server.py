@@ -1,0 +1,94 @@
+"""One moto server per test session, over real HTTP on 127.0.0.1, with SageMaker extended
+(tests.support.moto_sagemaker). Tests reach it through boto3's `endpoint_url`, with dummy
+credentials set here: a test never reaches AWS.
+
+moto's state is global per server: the `aws` fixture resets it (`/moto-api/reset`) and the
+SageMaker extension's switches before each test.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import socket
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from core.adapters.aws.session import AwsClients
+from tests.support import moto_sagemaker
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/mmm-sagemaker"
+IMAGES = {
+    "sklearn": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sklearn-serve:1",
+    "xgboost": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/xgboost-serve:1",
+    "onnx": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/onnx-serve:1",
+}
+DUMMY_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
+
+_lock = threading.Lock()
+_url: str | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_url() -> str:
+    """The session's moto server (started on first use, stopped at exit)."""
+    global _url
+    with _lock:
+        if _url is None:
+            from moto.server import ThreadedMotoServer
+
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
+            moto_sagemaker.install()
+            port = _free_port()
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            server.start()
+            atexit.register(server.stop)
+            _url = f"http://127.0.0.1:{port}"
+        return _url
+
+
+def reset() -> None:
+    """Forget every resource on the server and the extension's switches."""
+    request = urllib.request.Request(f"{server_url()}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    moto_sagemaker.LIFECYCLE.reset()
+
+
+@dataclass
+class Aws:
+    url: str
+    clients: AwsClients
+
+    def client(self, service: str, region: str = REGION) -> object:
+        return self.clients.client(service, region)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """A fresh moto server state, dummy credentials, and clients pointed at the server."""
+    for name, value in DUMMY_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    url = server_url()
+    reset()
+    yield Aws(url, AwsClients(REGION, url))
