@@ -173,7 +173,7 @@ def register(
     owner: str | None,
     as_json: bool,
 ) -> None:
-    """Register a new model version; prints its version number."""
+    """Register a new model version; prints its version as the registry names it."""
     svc = c.service()
     mv = svc.register(model, artifact, library, golden, owner)
     if as_json:

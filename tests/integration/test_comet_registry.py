@@ -1,5 +1,6 @@
 """The Comet registry adapter, driving the real comet_ml client against a local fake of
-Comet's REST API that keeps registry state and records every request."""
+Comet's REST API that keeps registry state and records every request: reading versions,
+marking where they stand, and registering new ones (then deploying one)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from core.adapters.comet.records import model_file
-from core.domain import Library, VersionStatus
+from core.adapters.comet.records import model_file, next_version
+from core.domain import DeploymentState, Library, VersionStatus
 from core.ports import InvalidInput, NotFound, TransientError
 from tests.support.fake_comet import FakeComet
-from tests.support.real_backends import COMET_KEY, WORKSPACE, comet_registry, running_comet
+from tests.support.fake_github import FakeGitHub
+from tests.support.models import train_sklearn_regressor, write_golden
+from tests.support.real_backends import (
+    COMET_KEY,
+    GITHUB_TOKEN,
+    REPO,
+    WORKSPACE,
+    comet_github_service,
+    comet_registry,
+    running_comet,
+)
 
 FILES = {"model.joblib": b"\x80\x04model", "golden.jsonl": b'{"input": [1], "output": 2}\n'}
 
@@ -151,14 +162,93 @@ def test_a_wrong_key_is_a_clear_error_that_does_not_show_it(
     assert "wrong-key-123" not in str(caught.value)
 
 
-def test_registering_through_mmm_says_how_to_register_in_comet(
+def test_register_makes_the_next_version_with_its_files_and_tags(
     comet: FakeComet, tmp_path: Path
 ) -> None:
-    artifact = tmp_path / "m.joblib"
-    artifact.write_bytes(b"x")
-    with pytest.raises(InvalidInput, match=r"Experiment\.register_model"):
-        comet_registry().register("churn", artifact, Library.SKLEARN, None, None, "alice")
-    assert comet.writes() == []
+    artifact = train_sklearn_regressor(tmp_path / "m", seed=0)
+    golden = write_golden(artifact, Library.SKLEARN, tmp_path / "m")
+    registry = comet_registry()
+    mv = registry.register("churn", artifact, Library.SKLEARN, golden, "risk", "alice")
+    # churn has 1.0.0 and 1.1.0: the next minor version
+    assert (mv.version, mv.library, mv.format, mv.owner) == ("1.2.0", "sklearn", "joblib", "risk")
+    assert (mv.artifact, mv.golden, mv.status) == ("model.joblib", "golden.jsonl", "registered")
+    stored = comet.version(WORKSPACE, "churn", "1.2.0")
+    assert stored.tags == ["library:sklearn", "owner:risk"]
+    assert stored.files == {
+        "model.joblib": artifact.read_bytes(),
+        "golden.jsonl": golden.read_bytes(),
+    }
+    assert "alice" in stored.comment
+    # made the way Comet registers: an experiment, the files logged to it as a model
+    (experiment,) = comet.experiments.values()
+    assert (experiment.workspace, experiment.project) == (WORKSPACE, "mmm-registrations")
+    assert set(experiment.models) == {"churn"}
+    uploads = comet.requests_to("write/experiment/upload-asset", "POST")
+    assert {(r.params["type"], r.params["groupingName"]) for r in uploads} == {
+        ("model-element", "churn")
+    }
+    # a model new to the workspace starts at 1.0.0; without golden data or an owner
+    fresh = registry.register("brand_new", artifact, Library.SKLEARN, None, None, "alice")
+    assert (fresh.version, fresh.golden, fresh.owner) == ("1.0.0", None, None)
+    assert comet.version(WORKSPACE, "brand_new", "1.0.0").tags == ["library:sklearn"]
+    assert [v.version for v in registry.versions("churn")] == ["1.0.0", "1.1.0", "1.2.0"]
+    assert {r.authorization for r in comet.writes()} == {COMET_KEY}
+
+
+def test_a_version_taken_meanwhile_makes_the_registration_take_the_next(
+    comet: FakeComet, tmp_path: Path
+) -> None:
+    artifact = train_sklearn_regressor(tmp_path / "m", seed=0)
+    # another registration gets 1.2.0 between mmm reading the versions and registering
+    comet.meanwhile(
+        "write/registry-model/item/create",
+        lambda: comet.add_version(WORKSPACE, "churn", "1.2.0", FILES, user="bob"),
+    )
+    mv = comet_registry().register("churn", artifact, Library.SKLEARN, None, "risk", "alice")
+    assert mv.version == "1.3.0"
+    assert comet.version(WORKSPACE, "churn", "1.2.0").user == "bob"  # left as it was
+    assert comet.version(WORKSPACE, "churn", "1.3.0").files == {
+        "model.joblib": artifact.read_bytes()
+    }
+    created = comet.requests_to("write/registry-model/item/create")
+    assert [r.body["version"] for r in created if r.body] == ["1.2.0", "1.3.0"]
+
+
+def test_next_version_follows_the_highest_semantic_version() -> None:
+    assert next_version([]) == "1.0.0"
+    assert next_version(["1.0.0", "1.1.0"]) == "1.2.0"
+    assert next_version(["1.10.0", "1.9.0", "2.0.3"]) == "2.1.0"
+    assert next_version(["1.3.0-rc1", "latest"]) == "1.4.0"
+
+
+def test_a_registration_that_cannot_be_made_writes_no_version(
+    comet: FakeComet, tmp_path: Path
+) -> None:
+    registry = comet_registry()
+    with pytest.raises(InvalidInput, match="no such file"):
+        registry.register("churn", tmp_path / "none.joblib", Library.SKLEARN, None, None, "a")
+    artifact = train_sklearn_regressor(tmp_path / "m", seed=0)
+    comet.fail("write/registry-model/item/create", status=503)
+    with pytest.raises(TransientError, match="waiting on Comet"):
+        registry.register("churn", artifact, Library.SKLEARN, None, None, "alice")
+    assert [v.version for v in registry.versions("churn")] == ["1.0.0", "1.1.0"]
+
+
+def test_registered_through_mmm_then_deployed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_comet(monkeypatch) as comet, FakeGitHub(REPO, token=GITHUB_TOKEN) as gh:
+        svc = comet_github_service(tmp_path / "ws", monkeypatch, gh)
+        artifact = train_sklearn_regressor(tmp_path / "m", seed=0)
+        golden = write_golden(artifact, Library.SKLEARN, tmp_path / "m")
+        mv = svc.register("churn_model", artifact, "sklearn", golden, owner="risk")
+        assert mv.version == "1.0.0"
+        d = svc.run(svc.deploy("churn_model", mv.version, "churn"))
+        assert d.state is DeploymentState.SUCCEEDED, d.shown_error
+        tags = comet.version(WORKSPACE, "churn_model", "1.0.0").tags
+        assert {"library:sklearn", "owner:risk", "production", "endpoint:churn"} <= set(tags)
+        config = svc.ports.serving.get_endpoint("churn", "local")
+        assert config is not None and [v.weight for v in config.variants] == [100]
 
 
 def test_a_version_needs_exactly_one_model_file() -> None:

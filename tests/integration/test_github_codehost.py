@@ -11,6 +11,7 @@ import pytest
 
 from core.adapters.github import GitHubCodeHost
 from core.adapters.github.checks import Check, verdict
+from core.adapters.github.client import retry_after_s
 from core.bootstrap import WorkspaceError, build_codehost, build_registry, load_workspace
 from core.ports import PortError, TransientError
 from core.spec import SpecError
@@ -106,14 +107,37 @@ def test_a_rate_limit_is_transient_and_says_when_it_resets(gh: FakeGitHub) -> No
     host = github_codehost(gh)
     reset = int(time.time()) + 120
     gh.rate_limit(reset_at=reset)
-    with pytest.raises(TransientError, match=r"rate limit.*resets at .*waiting on GitHub"):
+    with pytest.raises(TransientError, match=r"rate limit.*resets at .*waiting on GitHub") as hit:
         host.open_change("dep-6", FILES, [], "Deploy", "alice")
+    # the worker waits until the reset: the seconds left until X-RateLimit-Reset
+    assert hit.value.retry_after_s is not None and 100 <= hit.value.retry_after_s <= 120
     assert gh.writes() == []
     change = host.open_change("dep-6", FILES, [], "Deploy", "alice")  # after the reset
     assert change.url.endswith("/pull/1")
     gh.fail("GET", "/check-runs$", status=502)
-    with pytest.raises(TransientError, match="HTTP 502"):
+    with pytest.raises(TransientError, match="HTTP 502") as busy:
         host.checks(change)
+    assert busy.value.retry_after_s is None  # GitHub did not say: the worker's backoff
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_a_secondary_rate_limit_waits_as_long_as_retry_after_says(
+    gh: FakeGitHub, status: int
+) -> None:
+    host = github_codehost(gh)
+    gh.rate_limit(retry_after=90, status=status)
+    with pytest.raises(TransientError, match=r"retry after 90 s; waiting on GitHub") as hit:
+        host.read("deploy/churn/churn.yaml")
+    assert hit.value.retry_after_s == 90
+    assert host.read("README.md") == "# app\n"  # the next answer is a 200
+
+
+def test_retry_after_reads_either_header() -> None:
+    assert retry_after_s({"Retry-After": "30", "X-RateLimit-Reset": "1300"}, now=1000) == 30
+    assert retry_after_s({"x-ratelimit-reset": "1300"}, now=1000) == 300
+    assert retry_after_s({"X-RateLimit-Reset": "900"}, now=1000) == 0  # already reset
+    assert retry_after_s({}, now=1000) is None
+    assert retry_after_s(None) is None
 
 
 def test_revert_after_merge_goes_through_a_merged_revert_pull_request(gh: FakeGitHub) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.bootstrap import build_ports, build_store, init_workspace, load_workspace
-from core.codegen.standalone import WORKFLOW_PATH, self_contained, workflow_files
+from core.codegen.standalone import WORKFLOW_PATH
 from core.domain import DeploymentState
+from core.events import StepRetrying
 from core.service import Service
 from core.service.errors import BadRequest
 from tests.support.fake_comet import FakeComet
@@ -23,8 +23,7 @@ from tests.support.real_backends import (
     GITHUB_TOKEN,
     REPO,
     WORKSPACE,
-    comet_registry,
-    github_codehost,
+    comet_github_service,
     model_files,
     running_comet,
 )
@@ -42,27 +41,11 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setenv("COMET_API_KEY", COMET_KEY)
-    monkeypatch.setenv("GITHUB_TOKEN", GITHUB_TOKEN)
-    ws, _ = init_workspace(tmp_path / "ws")
-    settings = yaml.safe_load((ws.home / "mmm.yaml").read_text())
-    settings["worker"] = {"poll_s": 0.05, "backoff_s": 0, "max_attempts": 3}
-    settings["comet"] = {"workspace": WORKSPACE}
-    settings["github"] = {"repo": REPO, "checks_timeout_s": 600}
-    (ws.home / "mmm.yaml").write_text(yaml.safe_dump(settings))
-    ws = load_workspace(ws.home)
     with running_comet(monkeypatch) as comet, FakeGitHub(REPO, token=GITHUB_TOKEN) as gh:
         for seed, version in ((0, "1.0.0"), (1, "1.1.0")):
             comet.add_version(WORKSPACE, MODEL, version, model_files(tmp_path, seed))
-        ports = dataclasses.replace(
-            build_ports(ws),
-            registry=comet_registry(),
-            # as the composition root makes it: self-contained golden tests, the workflow
-            codehost=github_codehost(
-                gh, rewrite_files=self_contained, extra_files=workflow_files()
-            ),
-        )
-        yield World(Service(ws, build_store(ws), ports, "alice"), comet, gh, ws.home)
+        svc = comet_github_service(tmp_path / "ws", monkeypatch, gh)
+        yield World(svc, comet, gh, svc.ws.home)
 
 
 def _tags(world: World, version: str) -> list[str]:
@@ -144,6 +127,16 @@ def test_comet_answering_500_then_200_is_waited_for(world: World) -> None:
     # the first write answered 500 and the worker asked again
     assert [r.params["stage"] for r in tagged][:2] == ["staging", "staging"]
     assert "production" in _tags(world, "1.0.0")
+    # the deployment's history shows that it waited on Comet, then went on
+    waits = [e for e in d.events if isinstance(e, StepRetrying)]
+    assert len(waits) == 1, [e.line() for e in d.events]
+    wait = waits[0]
+    assert (wait.attempt, wait.step) == (1, "mark_staging")
+    assert "HTTP 500" in wait.error and "waiting on Comet" in wait.error
+    assert wait.line().startswith("wait  mark_staging")
+    assert wait.line().endswith(f"(attempt 1; again at {wait.until[11:19]})")
+    later = d.events[d.events.index(wait) + 1 :]
+    assert any(e.type == "step_succeeded" for e in later)
 
 
 @pytest.mark.slow  # two deployments; the tag rule itself is in test_comet_registry

@@ -225,23 +225,33 @@ class FakeGitHub:
                 _Failure(method, re.compile(path), status, times, headers or {}, message)
             )
 
-    def rate_limit(self, reset_at: float, times: int = 1, method: str = ".*") -> None:
-        """The next `times` requests hit an exhausted rate limit that resets at `reset_at`."""
-        headers = {
-            "X-RateLimit-Limit": "5000",
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": str(int(reset_at)),
-        }
+    def rate_limit(
+        self,
+        reset_at: float | None = None,
+        times: int = 1,
+        method: str = ".*",
+        *,
+        status: int = 403,
+        retry_after: int | None = None,
+    ) -> None:
+        """The next `times` requests hit a rate limit, as GitHub answers one: the primary
+        limit exhausted (403, `X-RateLimit-Remaining: 0`, resetting at `reset_at`), or with
+        `retry_after` a secondary limit (403 or 429 with `Retry-After` seconds)."""
+        headers = {"X-RateLimit-Limit": "5000"}
+        if reset_at is not None:
+            headers["X-RateLimit-Remaining"] = "0"
+            headers["X-RateLimit-Reset"] = str(int(reset_at))
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+            message = (
+                "You have exceeded a secondary rate limit. "
+                "Please wait a few minutes before you try again."
+            )
+        else:
+            message = "API rate limit exceeded for user ID 1."
         with self._lock:
             self._failures.append(
-                _Failure(
-                    method,
-                    re.compile(".*"),
-                    403,
-                    times,
-                    headers,
-                    "API rate limit exceeded for user ID 1.",
-                )
+                _Failure(method, re.compile(".*"), status, times, headers, message)
             )
 
     def requests_to(self, method: str, path: str) -> list[Request]:

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from core.ports import NotFound, PortError, TransientError
@@ -46,6 +47,8 @@ class CometClient:
                 logging.getLogger("comet_ml").setLevel(logging.ERROR)
                 from comet_ml import API
 
+                # Importing comet_ml sets its logger up again: keep it to errors after that.
+                logging.getLogger("comet_ml").setLevel(logging.ERROR)
                 with translated("connecting to Comet"):
                     self._api = API(api_key=self._api_key, cache=False)  # type: ignore[no-untyped-call]
             return self._api
@@ -55,6 +58,34 @@ class CometClient:
         api = self.api()
         with translated(what):
             return fn(api)
+
+
+def new_experiment(api: Any, workspace: str, project: str, name: str) -> Any:
+    """A new experiment in `project` of `workspace`, made through the REST API
+    (comet_ml's `APIExperiment`: no streaming, no console capture, no threads)."""
+    from comet_ml import APIExperiment
+
+    return APIExperiment(  # type: ignore[no-untyped-call]
+        api=api, workspace=workspace, project_name=project, experiment_name=name
+    )
+
+
+def log_model_file(api: Any, experiment_key: str, model: str, path: Path, file_name: str) -> None:
+    """Upload `path` as file `file_name` of model `model` logged to the experiment: the
+    request `Experiment.log_model` makes (an asset of type `model-element` grouped by the
+    model's name), sent through comet_ml's REST client, since `APIExperiment` has no
+    `log_model`."""
+    params = {
+        "experimentKey": experiment_key,
+        "fileName": file_name,
+        "extension": path.suffix,
+        "type": "model-element",
+        "groupingName": model,
+    }
+    with path.open("rb") as data:
+        api._client.post_from_endpoint(
+            "write/experiment/upload-asset", {}, params=params, files={"file": (file_name, data)}
+        )
 
 
 def _http_status(exc: BaseException) -> int | None:

@@ -9,6 +9,7 @@ Comet status is set too where the workspace allows that value.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -28,6 +29,14 @@ _FORMATS = {
     ".json": "json",
     ".ubj": "ubj",
     ".onnx": "onnx",
+}
+# The file extension of each format: a registered model file is `model<extension>`.
+SUFFIX_OF_FORMAT = {
+    "joblib": ".joblib",
+    "pickle": ".pkl",
+    "json": ".json",
+    "ubj": ".ubj",
+    "onnx": ".onnx",
 }
 _LIBRARY_OF_FORMAT = {
     "joblib": Library.SKLEARN,
@@ -51,6 +60,26 @@ _ON_ENDPOINT = frozenset({VersionStatus.STAGING, VersionStatus.PRODUCTION})
 # Statuses of a version that serves nowhere: mmm archives a version only once it is off
 # its last endpoint, and a retirement takes it off all of them.
 _NOWHERE = frozenset({VersionStatus.ARCHIVED, VersionStatus.RETIRED})
+
+
+_RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
+FIRST_VERSION = "1.0.0"
+
+
+def next_version(versions: list[str]) -> str:
+    """The version a new registration gets: 1.0.0 first, then the next minor version
+    after the highest one (1.0.0, 1.1.0 -> 1.2.0; 2.0.3 -> 2.1.0). Versions that are not
+    semantic versions are passed over; a pre-release counts as its release."""
+    found = [m for m in (_RELEASE.match(v) for v in versions) if m is not None]
+    if not found:
+        return FIRST_VERSION
+    major, minor = max((int(m.group(1)), int(m.group(2))) for m in found)
+    return f"{major}.{minor + 1}.0"
+
+
+def registration_tags(library: Library, owner: str | None) -> list[str]:
+    """The tags a version registered through mmm carries: its library and its owner."""
+    return [f"{LIBRARY_TAG}{library.value}"] + ([f"{OWNER_TAG}{owner}"] if owner else [])
 
 
 def endpoint_tag(endpoint: str) -> str:

@@ -2,6 +2,10 @@
 
 Versions are Comet's own names (`1.1.0`). A model or version that is not in the
 workspace is `NotFound`, so a deployment of it is refused before anything is created.
+Registering makes a new version the way Comet does from an experiment, through its REST
+API: an experiment in project `mmm-registrations`, the files logged to it as a model, and
+that model registered as the next version (`records.next_version`: 1.0.0, then 1.1.0,
+1.2.0, ...), tagged `library:LIB` and `owner:TEAM`.
 Where a version stands is written back to Comet as tags, with `endpoint:NAME` for the
 endpoint it stands on (and as its status where the workspace allows that value): see
 `core.adapters.comet.records`.
@@ -17,19 +21,28 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from core.adapters.comet.client import CometClient
+from core.adapters.comet.client import CometClient, log_model_file, new_experiment
 from core.adapters.comet.records import (
     GOLDEN,
     STATUS_TAGS,
+    SUFFIX_OF_FORMAT,
     endpoint_changes,
     model_version,
+    next_version,
+    registration_tags,
     status_of,
     tags_of,
 )
 from core.domain import Library, ModelVersion, VersionStatus
-from core.ports import InvalidInput, NotFound, PortError
+from core.ports import InvalidInput, NotFound, PortError, TransientError
+from core.runtime.formats import detect_format
 
 log = logging.getLogger(__name__)
+
+# The Comet project whose experiments carry the files of versions registered through mmm.
+REGISTER_PROJECT = "mmm-registrations"
+# Registrations racing for the same version name: how many times to take the next one.
+_REGISTER_TRIES = 3
 
 
 class CometRegistry:
@@ -122,14 +135,50 @@ class CometRegistry:
         owner: str | None,
         actor: str,
     ) -> ModelVersion:
-        # comet_ml registers a model only from an online Experiment (log_model, then
-        # register_model); mmm does not run experiments.
-        raise InvalidInput(
-            "registering in Comet from mmm is not available in this release: log the model "
-            f"file (and {GOLDEN}) with comet_ml's Experiment.log_model, register it with "
-            "Experiment.register_model (tags library:LIB and owner:TEAM are read), then "
-            "`mmm deploy MODEL VERSION`"
+        """A new version of `name` from these files, named the registry's way (the next
+        semantic version), tagged with its library and owner."""
+        for path in (artifact, golden):
+            if path is not None and not path.is_file():
+                raise InvalidInput(f"{path}: no such file")
+        fmt = detect_format(artifact, library)
+        files = {f"model{SUFFIX_OF_FORMAT[fmt]}": artifact}
+        if golden is not None:
+            files[GOLDEN] = golden
+        what = f"registering {name} in Comet"
+        experiment = self._client.call(
+            what,
+            lambda api: new_experiment(
+                api, self.workspace, REGISTER_PROJECT, f"{name} registered with mmm"
+            ),
         )
+        for file_name, path in files.items():
+            self._client.call(what, _logging(experiment.id, name, path, file_name))
+        tags = registration_tags(library, owner)
+        for _ in range(_REGISTER_TRIES):
+            version = next_version(self._version_names(name))
+            try:
+                self._client.call(
+                    what,
+                    _registering(
+                        experiment, name, version, tags, f"registered with mmm by {actor}"
+                    ),
+                )
+            except TransientError:
+                raise
+            except PortError:
+                if version not in self._version_names(name):
+                    raise
+                continue  # another registration took this version first: take the next
+            return self.get(name, version)
+        raise PortError(f"{what}: other registrations kept taking the next version; try again")
+
+    def _version_names(self, name: str) -> list[str]:
+        """The versions `name` has in the registry (none when the model is not there)."""
+        try:
+            entries = self._details(name).get("versions") or []
+        except NotFound:
+            return []
+        return [str(e.get("version")) for e in entries]
 
     # ------------------------------------------------------------ where a version stands
 
@@ -179,6 +228,24 @@ class CometRegistry:
             except PortError as exc:  # the tags already say it; the status is a courtesy
                 log.warning("Comet status of %s %s not set: %s", name, version, exc)
         return previous
+
+
+def _logging(key: str, model: str, path: Path, file_name: str) -> Callable[[Any], None]:
+    """A call that logs `path` as file `file_name` of `model` to experiment `key`."""
+    return lambda api: log_model_file(api, key, model, path, file_name)
+
+
+def _registering(
+    experiment: Any, model: str, version: str, tags: list[str], comment: str
+) -> Callable[[Any], None]:
+    """A call that registers the model logged to `experiment` as `version` of `model`."""
+
+    def call(api: Any) -> None:
+        experiment.register_model(
+            model, version=version, registry_name=model, comment=comment, tags=tags
+        )
+
+    return call
 
 
 def _tagging(model: Any, version: str, tag: str, *, add: bool) -> Callable[[Any], None]:

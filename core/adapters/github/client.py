@@ -3,8 +3,9 @@
 PyGithub is imported only when a call needs it. Its own retries and its pauses between
 requests are configurable (`retry`, `seconds_between_*`): mmm keeps GitHub's pauses by
 default and leaves retrying to the worker, which retries a `TransientError` with
-backoff. A rate limit is transient, and its message says when GitHub resets it. The
-token is passed to PyGithub and never kept in a message or a record.
+backoff. A rate limit is transient: its message says when GitHub resets it, and its
+`retry_after_s` holds the worker back until then (`Retry-After`, else
+`X-RateLimit-Reset`). The token is passed to PyGithub and never kept in a message or a record.
 """
 
 from __future__ import annotations
@@ -74,17 +75,40 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-def rate_limit_reset(headers: Any, now: float | None = None) -> str:
-    """When the rate limit resets, as people read it, from GitHub's headers."""
-    reset = _header(headers, "x-ratelimit-reset")
+def retry_after_s(headers: Any, now: float | None = None) -> float | None:
+    """Seconds to wait before asking again, from GitHub's headers: `Retry-After` when
+    given (a secondary rate limit, a 429 or a 503), else until `X-RateLimit-Reset` (an
+    exhausted primary limit); None when neither is given."""
     after = _header(headers, "retry-after")
-    current = time.time() if now is None else now
-    if reset is not None and reset.isdigit():
+    if after is not None and after.strip().isdigit():
+        return float(after.strip())
+    reset = _header(headers, "x-ratelimit-reset")
+    if reset is not None and reset.strip().isdigit():
+        current = time.time() if now is None else now
+        return float(max(0, int(reset.strip()) - int(current)))
+    return None
+
+
+def rate_limit_reset(headers: Any, now: float | None = None) -> str:
+    """When asking again is welcome, as people read it, from GitHub's headers (the same
+    choice as `retry_after_s`)."""
+    after = _header(headers, "retry-after")
+    if after is not None and after.strip().isdigit():
+        return f"retry after {after.strip()} s"
+    reset = _header(headers, "x-ratelimit-reset")
+    if reset is not None and reset.strip().isdigit():
+        current = time.time() if now is None else now
         at = time.strftime("%H:%M:%SZ", time.gmtime(int(reset)))
         return f"it resets at {at} (in {max(0, int(reset) - int(current))} s)"
-    if after is not None and after.isdigit():
-        return f"retry after {after} s"
     return "its reset time was not given"
+
+
+def _limited(headers: Any) -> bool:
+    """Whether GitHub's headers say a rate limit holds the request back."""
+    return (
+        _header(headers, "retry-after") is not None
+        or _header(headers, "x-ratelimit-remaining") == "0"
+    )
 
 
 def _message(exc: Any) -> str:
@@ -108,20 +132,23 @@ def translated(what: str) -> Iterator[None]:
     except RateLimitExceededException as exc:
         raise TransientError(
             f"GitHub's rate limit is exhausted while {what}; {rate_limit_reset(exc.headers)}; "
-            "waiting on GitHub"
+            "waiting on GitHub",
+            retry_after_s=retry_after_s(exc.headers),
         ) from None
     except GithubException as exc:
         status = exc.status
         if status == 404:
             raise NotFound(f"GitHub: {what}: not found ({_message(exc)})") from None
+        if status in (403, 429) and _limited(exc.headers):
+            raise TransientError(
+                f"GitHub asks to slow down while {what} (HTTP {status}); "
+                f"{rate_limit_reset(exc.headers)}; waiting on GitHub",
+                retry_after_s=retry_after_s(exc.headers),
+            ) from None
         if status in _PASSING:
             raise TransientError(
-                f"GitHub answered HTTP {status} while {what}; waiting on GitHub"
-            ) from None
-        if status == 403 and _header(exc.headers, "retry-after") is not None:
-            raise TransientError(
-                f"GitHub asks to slow down while {what}; {rate_limit_reset(exc.headers)}; "
-                "waiting on GitHub"
+                f"GitHub answered HTTP {status} while {what}; waiting on GitHub",
+                retry_after_s=retry_after_s(exc.headers),
             ) from None
         if status == 401:
             raise PortError(
