@@ -22,6 +22,7 @@ import click
 
 from core.gateway.process import GatewayProcess
 from core.worker import Progress
+from mmm_cli.health import HealthServer
 
 
 def run_control_plane(
@@ -37,7 +38,9 @@ def run_control_plane(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
 
-    server = GatewayProcess(svc.ws.home, port).start()
+    # The gateway serves local models; where SageMaker serves them, only health and metrics.
+    local = svc.ws.settings.backends.serving == "local"
+    server = GatewayProcess(svc.ws.home, port).start() if local else HealthServer(port).start()
     worker = svc.worker(on_change=progress)
     thread = threading.Thread(
         target=worker.run_forever, args=(stop,), name="mmm-worker", daemon=True
@@ -46,7 +49,9 @@ def run_control_plane(
     notifying = ExitStack()  # left once the worker has stopped: the last changes go out too
     notifying.enter_context(svc.notifications().running())
     click.echo(
-        f"mmm up: gateway on {server.url}, worker {worker.name}, workspace {svc.ws.home}", err=True
+        f"mmm up: {'gateway' if local else 'health and metrics'} on {server.url}, "
+        f"worker {worker.name}, workspace {svc.ws.home}",
+        err=True,
     )
     bot = None
     if slack is not None:

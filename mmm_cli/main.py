@@ -492,17 +492,34 @@ def up(c: Ctx, port: int, bot_port: int) -> None:
     show_default=True,
     help="The gateway (`mmm up`).",
 )
+@click.option("--region", default=None, help="SageMaker serving: the region (default: home).")
 @pass_ctx
 @handled
-def invoke(c: Ctx, endpoint: str, data: str, url: str) -> None:
-    """Send one request to an endpoint; prints the response."""
-    from core.gateway.client import invoke as call
-
+def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> None:
+    """Send one request to an endpoint; prints the response. With `serving: sagemaker` in the
+    workspace, through the SageMaker runtime (boto3's credentials), else the local gateway."""
     try:
         body = json.loads(data)
     except json.JSONDecodeError as exc:
         _fail(f"--data is not JSON ({exc.msg} at column {exc.colno})", 2)
+    ws = _workspace_if_any(c.home)
+    if ws is not None and ws.settings.backends.serving == "sagemaker":
+        from core.adapters.aws.runtime import invoke as on_sagemaker
+        from core.adapters.aws.session import AwsClients
+
+        clients = AwsClients(ws.settings.aws.region, ws.settings.aws.endpoint_url)
+        render.emit_json(on_sagemaker(clients, endpoint, body, region))
+        return
+    from core.gateway.client import invoke as call
+
     render.emit_json(call(url, endpoint, body))
+
+
+def _workspace_if_any(home: Path) -> Any:
+    """The workspace at `home`, or None where there is none (invoke works without one)."""
+    from core.bootstrap import SETTINGS_FILE, load_workspace
+
+    return load_workspace(home) if (home / SETTINGS_FILE).exists() else None
 
 
 @cli.command()
