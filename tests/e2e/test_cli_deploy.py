@@ -195,6 +195,7 @@ def test_bad_deployment_file(ws: Workspace, tmp_path: Path, text: str, message: 
     assert ws.snapshot() == before
 
 
+@pytest.mark.slow  # golden files are checked in-process in tests/unit/test_runtime.py
 def test_golden_file_with_bad_lines_is_refused(ws: Workspace, tmp_path: Path) -> None:
     from core.domain import Library
     from tests.support.models import train_sklearn_regressor, write_golden
@@ -219,6 +220,7 @@ def test_golden_file_with_bad_lines_is_refused(ws: Workspace, tmp_path: Path) ->
     assert ws.snapshot() == before
 
 
+@pytest.mark.slow  # unloadable files: tests/unit/test_runtime.py, tests/integration/test_isolation.py
 def test_artifact_that_does_not_load_is_refused(ws: Workspace, tmp_path: Path) -> None:
     broken = write_broken_artifact(tmp_path)
     before = ws.snapshot()
@@ -243,6 +245,7 @@ def test_second_deploy_to_a_busy_endpoint_is_refused(ws: Workspace, tmp_path: Pa
     assert ws.snapshot() == before
 
 
+@pytest.mark.slow  # the dry run in-process: tests/integration/test_worker_and_policy.py
 def test_dry_run_prints_the_plan_and_changes_nothing(ws: Workspace) -> None:
     ws.register()
     before = ws.snapshot()
