@@ -109,7 +109,8 @@ def build_registry(ws: Workspace) -> Registry:
     return LocalRegistry(ws.home / "registry")
 
 
-def build_codehost(ws: Workspace) -> CodeHost:
+def build_codehost(ws: Workspace, artifacts: ArtifactStore | None = None) -> CodeHost:
+    """`artifacts`: where the local checks fetch artifacts held remotely (S3)."""
     if ws.settings.backends.codehost == "github":
         from core.adapters.github import GitHubCodeHost
         from core.codegen.standalone import self_contained, workflow_files
@@ -131,7 +132,9 @@ def build_codehost(ws: Workspace) -> CodeHost:
     from core.adapters.local.codehost import LocalGitCodeHost
 
     # Checkouts of the application (with its golden data) go to the workspace's scratch.
-    return LocalGitCodeHost(ws.repo, scratch=lambda: ws.scratch, runs=ws.home / "checks")
+    return LocalGitCodeHost(
+        ws.repo, scratch=lambda: ws.scratch, runs=ws.home / "checks", artifacts=artifacts
+    )
 
 
 def build_ports(ws: Workspace) -> Ports:
@@ -176,7 +179,7 @@ def build_ports(ws: Workspace) -> Ports:
     return Ports(
         registry=build_registry(ws),
         artifacts=artifacts,
-        codehost=build_codehost(ws),
+        codehost=build_codehost(ws, artifacts),
         serving=serving,
         monitor=monitor,
         notifier=SilentNotifier(),

@@ -114,7 +114,11 @@ class Commands(Running):
     ) -> Deployment:
         """`deploy` once the actor's right to is checked; `action` and `detail` go to the
         audit record."""
-        spec = deployment_spec(self.ws.settings.defaults, file, endpoint, strategy, regions)
+        defaults = self.ws.settings.defaults
+        if self.ws.settings.backends.serving != "local" and "regions" not in defaults:
+            # Where the cloud serves, a deployment goes to the home region unless told.
+            defaults = {**defaults, "regions": [self.ws.settings.aws.region]}
+        spec = deployment_spec(defaults, file, endpoint, strategy, regions)
         mv = self.version(model, version)
         if spec.endpoint is None:
             spec = default_endpoint(model, spec, self.ports.serving.endpoints())

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from core.checks import check_endpoint, fetch_checked
 from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, known
 from core.layout import artifact_key
 from core.steps.base import Done, Outcome, Steps, endpoint_entry
+
+
+@runtime_checkable
+class RegionalBuckets(Protocol):
+    """An artifact store with buckets per region (S3): production data is copied into the
+    production bucket of each region it serves in. The embedded store has one place."""
+
+    def bucket_in(self, purpose: str, region: str) -> str:
+        """The bucket argument of `purpose`'s bucket in `region`."""
+        ...
 
 
 class ArtifactSteps(Steps):
@@ -43,27 +53,59 @@ class ArtifactSteps(Steps):
         summary = f"{d.model} v{d.version} ({mv.library}) loads; {cases} golden cases"
         return Done({"facts": facts, "summary": summary})
 
+    def _copies(self, d: Deployment, uri: str) -> list[tuple[str | None, str]]:
+        """(region, URI) of each production copy of the artifact named `uri` (its name in the
+        home region's bucket): one per deployment region where buckets are per region, else
+        the one copy (region None)."""
+        store = self.ports.artifacts
+        located = store.locate(uri)
+        if not isinstance(store, RegionalBuckets) or located is None:
+            return [(None, uri)]
+        bucket, key = located
+        return [(r, store.uri(store.bucket_in(bucket, r), key)) for r in d.regions]
+
     def copy_artifact(self, d: Deployment, cmd: Command) -> Outcome:
         staging = known(d.context.artifact_staging, "artifact_staging")
         name = staging.rsplit("/", 1)[-1]
-        uri = self.ports.artifacts.copy(staging, "production", self._stage_key(d, name))
+        key = self._stage_key(d, name)
+        store = self.ports.artifacts
+        if isinstance(store, RegionalBuckets):
+            # a copy in each deployment region's bucket, named above the ports by its URI in
+            # the home region's (the serving adapter reads each region's own copy)
+            copies = [store.copy(staging, store.bucket_in("production", r), key) for r in d.regions]
+            located = store.locate(copies[0])
+            uri = store.uri("production", located[1] if located else key)
+        else:
+            uri = store.copy(staging, "production", key)
+            copies = [uri]
         return Done(
-            {"uri": uri, "created": True, "facts": {"artifact_production": uri}, "summary": uri}
+            {
+                "uri": uri,
+                "created": True,
+                "facts": {"artifact_production": uri},
+                "summary": ", ".join(copies),
+            }
         )
 
-    def _referenced(self, uri: str) -> bool:
+    def _served(self) -> set[tuple[str, str]]:
+        """(region, artifact) of every variant that serves, shadow variants included."""
+        served = set()
         for config in self.ports.serving.endpoints():
             variants = list(config.variants) + ([config.shadow.variant] if config.shadow else [])
-            if any(v.artifact == uri for v in variants):
-                return True
-        return False
+            served |= {(config.region, v.artifact) for v in variants}
+        return served
 
     def delete_artifact(self, d: Deployment, cmd: Command) -> Outcome:
-        # Another endpoint may serve the same version from the same file: keep it then.
-        kept = [u for u in cmd.args["uris"] if self._referenced(u)]
+        # Another endpoint may serve the same version from the same file: keep it then (a
+        # region's copy, while an endpoint of that region serves it).
+        served = self._served()
+        kept = []
         for uri in cmd.args["uris"]:
-            if uri not in kept:
-                self.ports.artifacts.delete(uri)
+            for region, copy in self._copies(d, uri):
+                if any(a == uri and region in (None, r) for r, a in served):
+                    kept.append(copy)
+                else:
+                    self.ports.artifacts.delete(copy)
         return Done({"summary": f"kept {len(kept)} still in use" if kept else "deleted"})
 
     def set_status(self, d: Deployment, cmd: Command) -> Outcome:

@@ -66,14 +66,20 @@ class RetirementSteps(Steps):
         """The alarms of the versions, with the thresholds they were made with (to restore them)."""
         existing = set(self.ports.monitor.alarms(ALARM_PREFIX))
         entries = []
+        claimed: set[tuple[str, str]] = set()  # (region, name): the same names in each region
         for past in self._deployments_of(d.model):
             if past.version not in versions:
                 continue
             for entry in past.context.alarms:
-                names = [n for n in entry["names"] if n in existing]
+                names = [
+                    n
+                    for n in entry["names"]
+                    if n in existing and (entry["region"], n) not in claimed
+                ]
                 if names:
                     entries.append({**entry, "names": names})
-                    existing -= set(names)
+                    claimed |= {(entry["region"], n) for n in names}
+        existing -= {n for _, n in claimed}
         for version in versions:  # alarms made outside any deployment mmm remembers
             variant = variant_name(d.model, version)
             orphans = sorted(

@@ -9,6 +9,7 @@ import pytest
 
 from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServing
 from core.adapters.aws.errors import translate
+from core.adapters.aws.s3 import in_region
 from core.ports import EndpointConfig, InvalidInput, NotFound, PortError, TransientError, Variant
 from core.spec import Alarms
 from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
@@ -42,6 +43,35 @@ def test_s3_files_and_uncompressed_prefixes(aws: Aws, tmp_path: Path) -> None:  
     assert store.delete(copied) is False  # already gone
     with pytest.raises(NotFound):
         store.copy("s3://t1-staging-us-east-1/nothing", "production", "x")
+
+
+def test_s3_production_buckets_per_region(aws: Aws, tmp_path: Path) -> None:  # noqa: F811
+    store = S3ArtifactStore(aws.clients, "t2", REGION, tmp_path / "cache")
+    src = tmp_path / "model.joblib"
+    src.write_bytes(b"weights")
+    staged = store.put("staging", "models/m/1/model.joblib", src)
+    assert store.bucket_in("production", REGION) == "production"
+    eu = store.bucket_in("production", "eu-west-1")
+    assert eu == "production/eu-west-1"
+    home_copy = store.copy(staged, "production", "models/m/1/model.joblib")
+    eu_copy = store.copy(staged, eu, "models/m/1/model.joblib")
+    assert eu_copy == "s3://t2-production-eu-west-1/models/m/1/model.joblib"
+    assert store.locate(eu_copy) == (eu, "models/m/1/model.joblib")
+    assert store.uri(eu, "models/m/1/model.joblib") == eu_copy  # read back as it was named
+    s3: Any = aws.client("s3", "eu-west-1")
+    assert s3.get_bucket_location(Bucket="t2-production-eu-west-1")["LocationConstraint"] == (
+        "eu-west-1"
+    )
+    # a bare purpose lists every region's bucket of it, the home region's first
+    assert store.list("production", "models/m/") == [home_copy, eu_copy]
+    assert store.list(eu, "models/m/") == [eu_copy]
+    assert in_region(home_copy, "production", REGION, "eu-west-1") == eu_copy
+    assert in_region(eu_copy, "production", "eu-west-1", REGION) == home_copy
+    assert in_region(staged, "production", REGION, "eu-west-1") == staged
+    with pytest.raises(InvalidInput):
+        store.uri("production/nowhere", "k")
+    with pytest.raises(InvalidInput, match="not an AWS region"):
+        aws.clients.client("sagemaker", "local")
 
 
 def test_cloudwatch_alarms_state_and_dashboard(aws: Aws) -> None:  # noqa: F811

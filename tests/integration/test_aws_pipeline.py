@@ -12,22 +12,36 @@ import pytest
 import yaml
 
 from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServing
+from core.adapters.local.codehost import LocalGitCodeHost
 from core.adapters.local.registry import LocalRegistry
 from core.bootstrap import SilentNotifier, load_workspace
 from core.domain import DeploymentState, Library
-from core.ports import Ports
+from core.ports import CodeHost, Ports
 from core.service import Service
 from core.store.sqlite import SqliteStore
 from tests.support import moto_sagemaker
 from tests.support.fakes import RecordingCodeHost
 from tests.support.models import train_sklearn_regressor, write_golden
-from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
+from tests.support.moto_server import (  # noqa: F401
+    IMAGES,
+    REGION,
+    ROLE_ARN,
+    Aws,
+    aws,
+    foreign_things,
+    inventory,
+)
 
 MODEL = "churn"
 ENDPOINT = "churn-scorer"
 
 
-def _service(home: Path, aws: Aws, settings: dict[str, Any] | None = None) -> Service:  # noqa: F811
+def _service(
+    home: Path,
+    aws: Aws,  # noqa: F811
+    settings: dict[str, Any] | None = None,
+    codehost: CodeHost | None = None,
+) -> Service:
     home.mkdir(parents=True, exist_ok=True)
     base: dict[str, Any] = {
         "worker": {"poll_s": 0.02, "backoff_s": 0, "max_attempts": 3},
@@ -36,10 +50,11 @@ def _service(home: Path, aws: Aws, settings: dict[str, Any] | None = None) -> Se
     }
     (home / "mmm.yaml").write_text(yaml.safe_dump({**base, **(settings or {})}))
     ws = load_workspace(home)
+    artifacts = S3ArtifactStore(aws.clients, "mmm", REGION, home / "cache")
     ports = Ports(
         registry=LocalRegistry(home / "registry"),
-        artifacts=S3ArtifactStore(aws.clients, "mmm", REGION, home / "cache"),
-        codehost=RecordingCodeHost(),
+        artifacts=artifacts,
+        codehost=codehost or RecordingCodeHost(),
         serving=SageMakerServing(aws.clients, ROLE_ARN, IMAGES),
         monitor=CloudWatchMonitor(aws.clients),
         notifier=SilentNotifier(),
@@ -61,54 +76,6 @@ def _file(tmp_path: Path, **spec: Any) -> Path:
     path = tmp_path / f"deploy-{len(list(tmp_path.glob('deploy-*')))}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
-
-
-def inventory(aws: Aws) -> dict[str, list[str]]:  # noqa: F811
-    """Everything on the server: S3 objects, SageMaker models, configs, endpoints, alarms."""
-    s3: Any = aws.client("s3")
-    sm: Any = aws.client("sagemaker")
-    cw: Any = aws.client("cloudwatch")
-    objects = []
-    for bucket in s3.list_buckets().get("Buckets", []):
-        for obj in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
-            objects.append(f"{bucket['Name']}/{obj['Key']}")
-    return {
-        "objects": sorted(objects),
-        "models": sorted(m["ModelName"] for m in sm.list_models()["Models"]),
-        "configs": sorted(
-            c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
-        ),
-        "endpoints": sorted(e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]),
-        "alarms": sorted(a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]),
-        "dashboards": sorted(d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"]),
-    }
-
-
-def foreign_things(aws: Aws) -> None:  # noqa: F811
-    """Resources mmm did not make, which it must leave alone."""
-    s3: Any = aws.client("s3")
-    sm: Any = aws.client("sagemaker")
-    cw: Any = aws.client("cloudwatch")
-    s3.create_bucket(Bucket="someone-else")
-    s3.put_object(Bucket="someone-else", Key="models/churn/1/model.joblib", Body=b"x")
-    sm.create_model(
-        ModelName="their-model",
-        ExecutionRoleArn=ROLE_ARN,
-        PrimaryContainer={"Image": IMAGES["sklearn"], "ModelDataUrl": "s3://someone-else/m"},
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName="their-config",
-        ProductionVariants=[
-            {"VariantName": "a", "ModelName": "their-model", "InstanceType": "ml.m5.large",
-             "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}
-        ],
-    )  # fmt: skip
-    sm.create_endpoint(EndpointName="their-endpoint", EndpointConfigName="their-config")
-    cw.put_metric_alarm(
-        AlarmName="their-alarm", MetricName="CPUUtilization", Namespace="AWS/EC2",
-        Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=90.0,
-        ComparisonOperator="GreaterThanThreshold",
-    )  # fmt: skip
 
 
 def _only_foreign_left(aws: Aws, staging_kept: bool = True) -> None:  # noqa: F811
@@ -243,3 +210,119 @@ def test_a_silent_rollback_fails_the_deployment_with_its_reason(
         d.shown_error or ""
     )
     assert _variants(svc) == [("churn-v1", 100.0)]
+
+
+OTHER = "eu-west-1"
+
+
+def _served_from(aws: Aws, region: str) -> list[str]:  # noqa: F811
+    """The model data each SageMaker model mmm made in `region` reads."""
+    sm: Any = aws.client("sagemaker", region)
+    uris = []
+    for summary in sm.list_models()["Models"]:
+        if summary["ModelName"] == "their-model":
+            continue
+        container = sm.describe_model(ModelName=summary["ModelName"])["PrimaryContainer"]
+        source = container.get("ModelDataSource", {}).get("S3DataSource", {})
+        uris.append(container.get("ModelDataUrl") or source["S3Uri"])
+    return sorted(uris)
+
+
+def test_each_region_serves_its_own_production_copy(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    foreign_things(aws)
+    both = [REGION, OTHER]
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT, regions=both))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    key = "models/churn/1/model.joblib"
+    objects = inventory(aws)["objects"]
+    assert f"mmm-production-{REGION}/{key}" in objects
+    assert f"mmm-production-{OTHER}/{key}" in objects
+    assert _served_from(aws, REGION) == [f"s3://mmm-production-{REGION}/{key}"]
+    assert _served_from(aws, OTHER) == [f"s3://mmm-production-{OTHER}/{key}"]
+    # above the adapters one version is one artifact, whichever region serves it
+    configs = {c.region: c for c in svc.ports.serving.endpoints() if c.name == ENDPOINT}
+    assert {c.variants[0].artifact for c in configs.values()} == {first.context.artifact_production}
+    sites = [s for s in svc.usage(MODEL) if s.kind.value == "artifact"]
+    assert sorted(s.location for s in sites) == [
+        f"s3://mmm-production-{OTHER}/{key}",
+        f"s3://mmm-production-{REGION}/{key}",
+    ]
+
+    # v2 to the other region only, stopped at a gate: copied there alone, deleted on abort
+    gated = _file(tmp_path, regions=[OTHER], gates=["before_finalize"])
+    second = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=gated))
+    assert second.state is DeploymentState.WAITING_APPROVAL, second.shown_error
+    v2 = [o for o in inventory(aws)["objects"] if o.startswith("mmm-production-") and "/2/" in o]
+    assert v2 == [f"mmm-production-{OTHER}/models/churn/2/model.joblib"]
+    aborted = svc.run(svc.abort(second.id, reason="not yet"))
+    assert aborted.state is DeploymentState.ABORTED, aborted.shown_error
+    left = inventory(aws)["objects"]
+    assert not [o for o in left if o.startswith("mmm-production-") and "/churn/2/" in o]
+    assert f"mmm-production-{OTHER}/{key}" in left  # v1 still serves there: kept
+    assert _served_from(aws, OTHER) == [f"s3://mmm-production-{OTHER}/{key}"]
+
+    retired = svc.run(svc.retire(MODEL, force=True))
+    assert retired.state is DeploymentState.SUCCEEDED, retired.shown_error
+    _only_foreign_left(aws)
+    sm: Any = aws.client("sagemaker", OTHER)
+    cw: Any = aws.client("cloudwatch", OTHER)
+    assert sm.list_models()["Models"] == sm.list_endpoints()["Endpoints"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert cw.describe_alarms()["MetricAlarms"] == []
+    assert not [o for o in inventory(aws)["objects"] if o.startswith("mmm-")]
+
+
+def _golden_change(artifact_uri: str, golden: str, endpoint: str) -> dict[str, str]:
+    from core.codegen import CodegenContext, render_change
+    from core.spec import parse_deployment
+
+    ctx = CodegenContext(
+        endpoint=endpoint,
+        model=MODEL,
+        version=1,
+        library=Library.SKLEARN,
+        artifact_uri=artifact_uri,
+        golden_cases_jsonl=golden,
+        spec=parse_deployment({"endpoint": endpoint}),
+        deployment_id=f"dep-{endpoint}",
+        generated_at="2026-01-01T00:00:00.000Z",
+    )
+    return render_change(ctx)[0]
+
+
+def test_the_local_checks_run_golden_tests_on_artifacts_held_on_s3(
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = S3ArtifactStore(aws.clients, "mmm", REGION, tmp_path / "cache")
+    host = LocalGitCodeHost(tmp_path / "app", check_timeout_s=240, artifacts=store)
+    files: dict[str, str] = {}
+    for seed, endpoint in ((0, "churn-a"), (1, "churn-b")):  # one artifact per golden test
+        artifact = train_sklearn_regressor(tmp_path / f"m{seed}", seed=seed)
+        golden = write_golden(artifact, Library.SKLEARN, tmp_path / f"m{seed}").read_text()
+        uri = store.put("staging", f"models/{MODEL}/{seed}/model.joblib", artifact)
+        files |= _golden_change(uri, golden, endpoint)
+    result = host.run_checks(host.open_change("both", files, [], "Deploy", "alice"))
+    assert result.passed and result.summary.startswith("2 passed"), result.output
+
+    # a descriptor naming a bucket that is not mmm's: not fetched, and its test says so
+    foreign_things(aws)
+    elsewhere = _golden_change("s3://someone-else/models/churn/1/model.joblib", golden, "x")
+    result = host.run_checks(host.open_change("other", elsewhere, [], "Deploy", "alice"))
+    assert not result.passed
+    assert "only a local artifact can be checked here" in result.output
+
+
+def test_a_deployment_goes_to_the_home_region_where_sagemaker_serves(
+    tmp_path: Path,
+    aws: Aws,  # noqa: F811
+) -> None:
+    settings = {"defaults": {}, "backends": {"serving": "sagemaker"}, "aws": {"region": REGION}}
+    svc = _service(tmp_path / "ws", aws, settings)
+    artifact = train_sklearn_regressor(tmp_path / "m", seed=0)
+    svc.register(MODEL, artifact, "sklearn", write_golden(artifact, Library.SKLEARN, tmp_path))
+    assert svc.deploy(MODEL, "1", ENDPOINT, dry_run=True).regions == [REGION]

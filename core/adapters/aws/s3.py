@@ -1,6 +1,12 @@
 """Buckets on S3: `<prefix>-<purpose>-<region>` (staging, production, captures, reports,
 trash), made on first use. URIs are `s3://<bucket>/<key>`.
 
+The store's region is the home region: a bucket argument `<purpose>` is that purpose's
+bucket there. `<purpose>/<region>` names the purpose's bucket in another region (production
+buckets per deployment region: `bucket_in`); `locate` reads such a URI back the same way,
+and `list(purpose)` lists the purpose's buckets in every region. Each bucket is reached
+with a client of its own region.
+
 A model's data is one object (a file, or a `.tar.gz` archive) or, for large models, an
 uncompressed prefix: `put` of a folder stores every file under `<key>/` and returns a URI
 ending in `/`; `copy`, `exists` and `delete` of such a URI act on the whole prefix.
@@ -16,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.adapters.aws.errors import aws_call, error_code
-from core.adapters.aws.session import AwsClients
+from core.adapters.aws.session import REGION_PATTERN, AwsClients
 from core.adapters.local.artifacts import sha256_file
 from core.ports import InvalidInput, NotFound
 
@@ -32,6 +38,17 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def in_region(uri: str, purpose: str, home: str, region: str) -> str:
+    """The same key in the `purpose` bucket of `region`, for a URI in the `purpose` bucket of
+    `home` (`s3://mmm-production-us-east-1/k` -> `s3://mmm-production-eu-west-1/k`); any
+    other URI as it is. Reading back: `in_region(uri, purpose, region, home)`."""
+    bucket, sep, key = uri.removeprefix(SCHEME).partition("/")
+    suffix = f"-{purpose}-{home}"
+    if not uri.startswith(SCHEME) or not sep or not bucket.endswith(suffix) or bucket == suffix:
+        return uri
+    return f"{SCHEME}{bucket.removesuffix(suffix)}-{purpose}-{region}/{key}"
+
+
 class S3ArtifactStore:
     """The ArtifactStore port on S3, in one region (the buckets' region)."""
 
@@ -43,17 +60,39 @@ class S3ArtifactStore:
         self.cache = cache
         self._made: set[str] = set()
         self._lock = threading.Lock()
-        self._pattern = re.compile(rf"^{re.escape(prefix)}-([a-z0-9]+)-{re.escape(region)}$")
+        self._pattern = re.compile(rf"^{re.escape(prefix)}-([a-z0-9]+)-({REGION_PATTERN})$")
 
     @property
     def s3(self) -> Any:
+        """The client of the home region."""
         return self.clients.client("s3", self.region)
+
+    def _client(self, name: str) -> Any:
+        """The client of the region of bucket `name` (the home region's for a bucket of
+        another name)."""
+        match = self._pattern.match(name)
+        return self.clients.client("s3", match.group(2) if match else self.region)
 
     # ------------------------------------------------------------ names
 
+    def bucket_in(self, purpose: str, region: str) -> str:
+        """The bucket argument of `purpose`'s bucket in `region` ('production/eu-west-1';
+        just 'production' in the home region)."""
+        return purpose if region == self.region else f"{purpose}/{region}"
+
+    def _purpose_region(self, bucket: str) -> tuple[str, str]:
+        purpose, _, region = bucket.partition("/")
+        if not re.fullmatch("[a-z0-9]+", purpose) or (
+            region and not re.fullmatch(REGION_PATTERN, region)
+        ):
+            raise InvalidInput(f"{bucket!r}: not a bucket (<purpose> or <purpose>/<region>)")
+        return purpose, region or self.region
+
     def bucket_name(self, bucket: str) -> str:
-        """The S3 bucket of a purpose ('production' -> 'mmm-production-us-east-1')."""
-        return f"{self.prefix}-{bucket}-{self.region}"
+        """The S3 bucket of a purpose ('production' -> 'mmm-production-us-east-1'), or of a
+        purpose in a region ('production/eu-west-1' -> 'mmm-production-eu-west-1')."""
+        purpose, region = self._purpose_region(bucket)
+        return f"{self.prefix}-{purpose}-{region}"
 
     def uri(self, bucket: str, key: str) -> str:
         return f"{SCHEME}{self.bucket_name(bucket)}/{key.lstrip('/')}"
@@ -64,22 +103,39 @@ class S3ArtifactStore:
         except InvalidInput:
             return None
         match = self._pattern.match(name)
-        return (match.group(1), key) if match else None
+        if not match:
+            return None
+        return self.bucket_in(match.group(1), match.group(2)), key
+
+    def _buckets_of(self, purpose: str) -> list[str]:
+        """The buckets of `purpose` in every region (the home region's first)."""
+        home = f"{self.prefix}-{purpose}-{self.region}"
+        with aws_call("ListBuckets", f"buckets {self.prefix}-{purpose}-*"):
+            listed = self.s3.list_buckets().get("Buckets", [])
+        others = sorted(
+            name
+            for name in (b["Name"] for b in listed)
+            if name != home and (m := self._pattern.match(name)) and m.group(1) == purpose
+        )
+        return [home, *others]
 
     def _ensure_bucket(self, name: str) -> None:
         if name in self._made:
             return
+        match = self._pattern.match(name)
+        region = match.group(2) if match else self.region
+        s3 = self._client(name)
         with self._lock, aws_call("CreateBucket", f"s3://{name}"):
             try:
-                self.s3.head_bucket(Bucket=name)
+                s3.head_bucket(Bucket=name)
             except Exception as exc:
                 if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
                     raise
                 args: dict[str, Any] = {"Bucket": name}
-                if self.region != "us-east-1":  # S3's one region without a constraint
-                    args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+                if region != "us-east-1":  # S3's one region without a constraint
+                    args["CreateBucketConfiguration"] = {"LocationConstraint": region}
                 try:
-                    self.s3.create_bucket(**args)
+                    s3.create_bucket(**args)
                 except Exception as exc2:
                     if error_code(exc2) != "BucketAlreadyOwnedByYou":
                         raise
@@ -90,7 +146,7 @@ class S3ArtifactStore:
     def _head(self, name: str, key: str) -> dict[str, Any] | None:
         with aws_call("HeadObject", f"s3://{name}/{key}"):
             try:
-                head: dict[str, Any] = self.s3.head_object(Bucket=name, Key=key)
+                head: dict[str, Any] = self._client(name).head_object(Bucket=name, Key=key)
                 return head
             except Exception as exc:
                 if error_code(exc) in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}:
@@ -101,8 +157,10 @@ class S3ArtifactStore:
         keys: list[str] = []
         with aws_call("ListObjectsV2", f"s3://{name}/{prefix}"):
             try:
-                pages = self.s3.get_paginator("list_objects_v2").paginate(
-                    Bucket=name, Prefix=prefix
+                pages = (
+                    self._client(name)
+                    .get_paginator("list_objects_v2")
+                    .paginate(Bucket=name, Prefix=prefix)
                 )
                 for page in pages:
                     keys += [obj["Key"] for obj in page.get("Contents", [])]
@@ -119,7 +177,9 @@ class S3ArtifactStore:
             return
         with aws_call("PutObject", f"s3://{name}/{key}"):
             # upload_file goes multipart for large files; the object appears whole or not at all
-            self.s3.upload_file(str(src), name, key, ExtraArgs={"Metadata": {_SHA_META: digest}})
+            self._client(name).upload_file(
+                str(src), name, key, ExtraArgs={"Metadata": {_SHA_META: digest}}
+            )
 
     def put(self, bucket: str, key: str, src: Path) -> str:
         name = self.bucket_name(bucket)
@@ -158,8 +218,14 @@ class S3ArtifactStore:
         if target is not None and digest and target.get("Metadata", {}).get(_SHA_META) == digest:
             return
         with aws_call("CopyObject", f"s3://{src_bucket}/{src_key} -> s3://{name}/{key}"):
-            # the managed copy goes multipart above 5 GB; metadata (the digest) comes along
-            self.s3.copy({"Bucket": src_bucket, "Key": src_key}, name, key)
+            # the managed copy goes multipart above 5 GB; metadata (the digest) comes along;
+            # across regions it asks the target's region, reading the source in its own
+            self._client(name).copy(
+                {"Bucket": src_bucket, "Key": src_key},
+                name,
+                key,
+                SourceClient=self._client(src_bucket),
+            )
 
     def get(self, uri: str, dest: Path) -> Path:
         name, key = split_uri(uri)
@@ -171,7 +237,7 @@ class S3ArtifactStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
         with aws_call("GetObject", uri):
-            self.s3.download_file(name, key, str(partial))
+            self._client(name).download_file(name, key, str(partial))
         partial.replace(target)
         return target
 
@@ -191,12 +257,17 @@ class S3ArtifactStore:
         with aws_call("DeleteObjects", uri):
             for start in range(0, len(keys), 1000):  # S3's batch limit
                 batch = [{"Key": k} for k in keys[start : start + 1000]]
-                self.s3.delete_objects(Bucket=name, Delete={"Objects": batch, "Quiet": True})
+                self._client(name).delete_objects(
+                    Bucket=name, Delete={"Objects": batch, "Quiet": True}
+                )
         return True
 
     def list(self, bucket: str, prefix: str = "") -> list[str]:
-        name = self.bucket_name(bucket)
-        return [f"{SCHEME}{name}/{k}" for k in self._keys(name, prefix)]
+        """The objects under `prefix` in bucket `<purpose>/<region>`, or, for a bare
+        `<purpose>`, in that purpose's buckets of every region (the home region's first)."""
+        purpose = self._purpose_region(bucket)[0]
+        names = [self.bucket_name(bucket)] if "/" in bucket else self._buckets_of(purpose)
+        return [f"{SCHEME}{name}/{k}" for name in names for k in self._keys(name, prefix)]
 
     def local_path(self, uri: str) -> Path:
         """A downloaded copy in the cache, fetched again when the object changed."""

@@ -8,6 +8,11 @@ After every change the endpoint's config name is checked against the one asked f
 update SageMaker rolled back silently (InService again, on the old config) is a failure
 with its reason, never a success.
 
+A variant's artifact is named, above this adapter, by its URI in the home region's
+production bucket; each region's model reads the copy in its own region's production bucket
+(`<prefix>-production-<region>`, made at provision), and reads back under the home name
+again, so one version is one artifact wherever it serves.
+
 What is read is cached: endpoint configs and models never change under a name
 (content-addressed, core.adapters.aws.naming), so each is described once; an endpoint is
 described again only when ListEndpoints shows it modified. A listing of N endpoints costs
@@ -24,6 +29,7 @@ from typing import Any
 
 from core.adapters.aws import naming
 from core.adapters.aws.errors import aws_call, error_code, error_message
+from core.adapters.aws.s3 import in_region
 from core.adapters.aws.session import AwsClients
 from core.ports import (
     CapturedPair,
@@ -40,6 +46,7 @@ BROKEN = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService"})
 _MMM_ENV = "MMM_"  # variables mmm adds to each container (read back, never shown as `env`)
 _TAG = {"Key": "managed-by", "Value": "mmm"}
 _WEIGHT_TOLERANCE = 1e-6
+_PRODUCTION = "production"  # the purpose of the buckets models serve from
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class SageMakerServing:
         env = container.get("Environment", {})
         source = container.get("ModelDataSource", {}).get("S3DataSource", {})
         artifact = container.get("ModelDataUrl") or source.get("S3Uri", "")
+        artifact = in_region(artifact, _PRODUCTION, region, self.clients.home_region)
         return Variant(
             name=raw["VariantName"],
             model=env["MMM_MODEL"],
@@ -260,6 +268,8 @@ class SageMakerServing:
             raise InvalidInput("aws.role_arn is needed in mmm.yaml: the models' execution role")
         if not variant.artifact.startswith("s3://"):
             raise InvalidInput(f"{variant.artifact}: SageMaker serves model data from S3 only")
+        # the copy in the endpoint's own region
+        artifact = in_region(variant.artifact, _PRODUCTION, self.clients.home_region, config.region)
         env = {
             **config.env,
             "MMM_MODEL": variant.model,
@@ -269,20 +279,20 @@ class SageMakerServing:
             "MMM_INVOCATION_TIMEOUT_MS": str(config.invocation_timeout_ms),
         }
         container: dict[str, Any] = {"Image": self._image(str(variant.library)), "Environment": env}
-        if variant.artifact.endswith("/"):  # a large model: an uncompressed prefix
+        if artifact.endswith("/"):  # a large model: an uncompressed prefix
             container["ModelDataSource"] = {
                 "S3DataSource": {
-                    "S3Uri": variant.artifact,
+                    "S3Uri": artifact,
                     "S3DataType": "S3Prefix",
                     "CompressionType": "None",
                 }
             }
-        elif variant.artifact.endswith((".tar.gz", ".tgz")):
-            container["ModelDataUrl"] = variant.artifact
+        elif artifact.endswith((".tar.gz", ".tgz")):
+            container["ModelDataUrl"] = artifact
         else:  # one uncompressed file
             container["ModelDataSource"] = {
                 "S3DataSource": {
-                    "S3Uri": variant.artifact,
+                    "S3Uri": artifact,
                     "S3DataType": "S3Object",
                     "CompressionType": "None",
                 }

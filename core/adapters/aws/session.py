@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
+
+from core.ports import InvalidInput
 
 # botocore's own retries stay short: a throttled or failing call becomes a TransientError
 # and the worker retries it later, without holding its lease meanwhile.
 _RETRIES = {"max_attempts": 2, "mode": "standard"}
 _CONNECT_TIMEOUT_S = 5
 _READ_TIMEOUT_S = 30
+REGION_PATTERN = "[a-z]{2}(?:-[a-z]+)+-[0-9]+"  # us-east-1, us-gov-west-1, ap-southeast-2
 
 
 class AwsClients:
@@ -28,6 +32,12 @@ class AwsClients:
     def client(self, service: str, region: str | None = None) -> Any:
         """The client of `service` in `region` (the home region by default)."""
         key = (service, region or self.home_region)
+        if not re.fullmatch(REGION_PATTERN, key[1]):
+            raise InvalidInput(
+                f"{key[1]!r} is not an AWS region: name the deployment's regions (--region, "
+                f"`regions:` of the deployment file, or defaults.regions in mmm.yaml, e.g. "
+                f"[{self.home_region}])"
+            )
         with self._lock:
             if key not in self._clients:
                 import boto3

@@ -41,7 +41,14 @@ from core.adapters.local.git_repo import (
     CommitInfo,
     GitRepo,
 )
-from core.ports import Change, CheckResult, InvalidInput, PortError, TransientError
+from core.ports import (
+    ArtifactStore,
+    Change,
+    CheckResult,
+    InvalidInput,
+    PortError,
+    TransientError,
+)
 
 __all__ = ["CHANGE_TRAILER", "REVERT_TRAILER", "CommitInfo", "LocalGitCodeHost"]
 
@@ -75,11 +82,13 @@ class LocalGitCodeHost:
         git_timeout_s: float = 60.0,
         scratch: Path | Callable[[], Path] | None = None,
         runs: Path | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         """`scratch`: the folder (or a function giving it, asked at each use) where checks
         check out the change and indexes are built; None: the system's temporary folder.
         `runs`: where the checks of each commit keep their lock and result (default: a
-        folder beside the repository's)."""
+        folder beside the repository's). `artifacts`: the store the checks fetch remote
+        artifacts from (S3), for golden tests that run without credentials."""
         self.path = Path(path).resolve()
         self.runs = (
             Path(runs) if runs is not None else self.path.with_name(f"{self.path.name}.checks")
@@ -91,6 +100,7 @@ class LocalGitCodeHost:
             check_timeout_s=check_timeout_s,
             output_limit=output_limit,
             python=python or sys.executable,
+            artifacts=artifacts,
         )
 
     # ------------------------------------------------------------ CodeHost

@@ -9,11 +9,17 @@ commit in a background thread, which holds an advisory lock (flock) on the
 run's folder while it works and writes the result there when done; any
 process asking meanwhile gets None. A run whose process died (its lock
 released, no result) is started again by the next call.
+
+The tests have no credentials, so an artifact that a descriptor (`deploy/*/*.yaml`) names
+in a remote store (`s3://...`) is fetched by the runner through the artifact store given
+at construction (into its cache), only from that store's own staging and production
+buckets; the tests find the copies in MMM_ARTIFACT_PATHS (a JSON object, URI -> path).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import signal
@@ -21,11 +27,18 @@ import subprocess
 import threading
 from pathlib import Path
 
+import yaml
+
 from core.adapters.local.git_repo import GitRepo, last_line, one_line
 from core.isolation import child_env, die_with_parent
-from core.ports import CheckResult, PortError, TransientError
+from core.layout import DESCRIPTORS
+from core.ports import ArtifactStore, CheckResult, PortError, TransientError
 
-__all__ = ["ChecksRunner"]
+__all__ = ["ARTIFACT_PATHS_ENV", "ChecksRunner"]
+
+ARTIFACT_PATHS_ENV = "MMM_ARTIFACT_PATHS"  # read by the generated golden tests
+_MODEL_BUCKETS = frozenset({"staging", "production"})  # what the runner fetches from
+_DESCRIPTOR_MAX = 1 << 20  # bytes: mmm writes a few hundred; a larger file is not read
 
 
 def _tail(text: str, limit: int) -> str:
@@ -45,12 +58,14 @@ class ChecksRunner:
         check_timeout_s: float,
         output_limit: int,
         python: str,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.repo = repo
         self.runs = runs
         self.check_timeout_s = check_timeout_s
         self.output_limit = output_limit
         self.python = python
+        self.artifacts = artifacts
 
     def checks(self, head: str) -> CheckResult | None:
         """The result of `head`'s checks, or None while they run (started when not yet)."""
@@ -105,20 +120,51 @@ class ChecksRunner:
             self.repo.git("checkout-index", "--all", "--force", env=index, work_tree=work)
             if not (work / "tests" / "mmm").is_dir():
                 return CheckResult(passed=True, summary="no checks")
-            return self._pytest(work)
+            return self._pytest(work, self._fetched(work))
 
-    def _check_env(self) -> dict[str, str]:
+    def _fetched(self, work: Path) -> dict[str, str]:
+        """Local copies of the remote artifacts the checkout's descriptors name (URI -> path).
+        One that cannot be fetched is left out: its test says which URI it could not read."""
+        if self.artifacts is None:
+            return {}
+        copies: dict[str, str] = {}
+        for path in sorted((work / DESCRIPTORS).glob("*/*.yaml")):
+            try:
+                if not path.is_file() or path.stat().st_size > _DESCRIPTOR_MAX:
+                    continue
+                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+                continue  # the application's file: its own tests judge it
+            model = doc.get("model") if isinstance(doc, dict) else None
+            uri = model.get("artifact_uri") if isinstance(model, dict) else None
+            if not isinstance(uri, str) or uri in copies or "://" not in uri:
+                continue
+            located = self.artifacts.locate(uri)  # only mmm's own model buckets
+            if located is None or located[0].split("/")[0] not in _MODEL_BUCKETS:
+                continue
+            try:
+                copies[uri] = str(self.artifacts.local_path(uri))
+            except TransientError:
+                raise  # no result kept: the checks start again later
+            except PortError:
+                continue
+        return copies
+
+    def _check_env(self, fetched: dict[str, str]) -> dict[str, str]:
         # The application's code sees no credentials, nor the caller's pytest settings
         # (PYTEST_* is not on the allowlist); mmm's runtime imports (mmm's root on PYTHONPATH).
         # Unbuffered: a run cut at the timeout still shows what it printed.
-        return child_env({"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+        extra = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        if fetched:
+            extra[ARTIFACT_PATHS_ENV] = json.dumps(fetched, sort_keys=True)
+        return child_env(extra)
 
-    def _pytest(self, work: Path) -> CheckResult:
+    def _pytest(self, work: Path, fetched: dict[str, str]) -> CheckResult:
         cmd = [self.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/mmm"]
         proc = subprocess.Popen(
             cmd,
             cwd=work,
-            env=self._check_env(),
+            env=self._check_env(fetched),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
