@@ -150,7 +150,11 @@ def test_unknown_model_or_version(ws: Workspace) -> None:
         (("retire", "nope"), "not registered"),
         (("usage", "nope"), "not registered"),
         (("approve", "dep-missing"), "no deployment"),
-        (("deploy", "churn", "one", "--endpoint", "e"), "'one' is not a valid integer"),
+        (
+            ("deploy", "churn", "one", "--endpoint", "e"),
+            "has no version one",
+        ),  # the registry's name
+        (("deploy", "churn", "1/../2", "--endpoint", "e"), "version '1/../2': use letters"),
         (("deploy", "churn", "1", "--strategy", "canary", "--endpoint", "e"), "--strategy canary"),
     ]:
         res = ws.run(*args)
