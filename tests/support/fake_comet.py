@@ -32,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.support.http_fake import LocalHttpFake
+
 REST = "/api/rest/v2/"
 BACKEND_VERSION = "4.20.500"
 # What Comet takes as a registry version: a semantic version.
@@ -90,7 +92,7 @@ class _Failure:
     times: int
 
 
-class FakeComet:
+class FakeComet(LocalHttpFake):
     """The fake server; start it with `with FakeComet() as comet:` or `start()`/`stop()`."""
 
     def __init__(
@@ -113,41 +115,9 @@ class FakeComet:
 
     # ------------------------------------------------------------ running
 
-    def start(self) -> FakeComet:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> FakeComet:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.root
 
     @property
     def url_override(self) -> str:

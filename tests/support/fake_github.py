@@ -32,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.support.http_fake import LocalHttpFake
+
 API = "/api/v3"
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -97,7 +99,7 @@ class _Checks:
 
 
 @dataclass
-class FakeGitHub:
+class FakeGitHub(LocalHttpFake):
     """The fake server for one repository `full_name`, with a first commit on `base`."""
 
     full_name: str = "acme/app"
@@ -121,51 +123,6 @@ class FakeGitHub:
         self.refs[self.base] = self._commit(tree, [], "Initial commit")
 
     # ------------------------------------------------------------ running
-
-    def start(self) -> FakeGitHub:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def do_PATCH(self) -> None:
-                fake._handle(self)
-
-            def do_PUT(self) -> None:
-                fake._handle(self)
-
-            def do_DELETE(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def root(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def api_url(self) -> str:

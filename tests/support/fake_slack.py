@@ -28,6 +28,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
+from tests.support.http_fake import LocalHttpFake
+
 
 @dataclass
 class Call:
@@ -63,7 +65,7 @@ class _Failure:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(LocalHttpFake):
     """The fake server; start it with `with FakeSlack() as slack:` or `start()`/`stop()`."""
 
     token: str | None = None
@@ -79,41 +81,9 @@ class FakeSlack:
 
     # ------------------------------------------------------------ running
 
-    def start(self) -> FakeSlack:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.root
 
     @property
     def api_url(self) -> str:
