@@ -154,41 +154,37 @@ class PagedTable(ScrollView, can_focus=True):
 
     cursor: reactive[int] = reactive(0, always_update=True, init=False)
 
-    class Highlighted(Message):
+    class _FromTable(Message):
+        """A message about the table (its `control`, for Textual's `on(..., "#id")`)."""
+
+        def __init__(self, table: PagedTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> PagedTable:
+            return self.table
+
+    class Highlighted(_FromTable):
         """The cursor moved to `row` (None: no row there yet)."""
 
         def __init__(self, table: PagedTable, row: Row | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.row = row
 
-        @property
-        def control(self) -> PagedTable:
-            return self.table
-
-    class Selected(Message):
+    class Selected(_FromTable):
         """Enter (or a click on the highlighted row) on `row`."""
 
         def __init__(self, table: PagedTable, row: Row) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.row = row
 
-        @property
-        def control(self) -> PagedTable:
-            return self.table
-
-    class Arrived(Message):
+    class Arrived(_FromTable):
         """A generation's first page is in: the table shows what its filter matches."""
 
         def __init__(self, table: PagedTable, total: int | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.total = total
-
-        @property
-        def control(self) -> PagedTable:
-            return self.table
 
     class _PageRead(Message):
         def __init__(self, generation: int, page: int, result: Page | Exception) -> None:
