@@ -543,7 +543,7 @@ def tui(c: Ctx, read_only: bool) -> None:
     """The Textual dashboard: models, endpoints, deployments, usage and audit, live."""
     import mmm_tui
 
-    mmm_tui.run(c.home, c.actor, read_only)
+    mmm_tui.run(c.service(), read_only)
 
 
 @cli.command()
