@@ -410,6 +410,12 @@ def compensation_for(d: Deployment, cmd: Command, result: dict[str, Any]) -> Com
         if not result.get("change"):
             return None
         undo, args = Action.REVERT_CHANGE, {"change": result["change"]}
+    elif action is Action.VALIDATE:
+        facts = result.get("facts", {})
+        staged = [facts[k] for k in ("artifact_staging", "golden_staging") if facts.get(k)]
+        if not staged:
+            return None
+        undo, args = Action.DELETE_STAGED, {"uris": staged}
     elif action is Action.COPY_ARTIFACT:
         if not result.get("created"):
             return None

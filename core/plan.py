@@ -44,6 +44,7 @@ class Action(StrEnum):
     # undo
     REVERT_CHANGE = "revert_change"
     DELETE_ARTIFACT = "delete_artifact"
+    DELETE_STAGED = "delete_staged"
     RESTORE_ENDPOINTS = "restore_endpoints"
     DELETE_ALARMS = "delete_alarms"
     RESTORE_ALARMS = "restore_alarms"

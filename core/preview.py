@@ -122,6 +122,8 @@ def _line(cmd: Command) -> str:
         return f"{undoes}: revert change {args['change']['id']}"
     if action is Action.DELETE_ARTIFACT:
         return f"{undoes}: delete {', '.join(args['uris'])} (kept if another endpoint uses it)"
+    if action is Action.DELETE_STAGED:
+        return f"{undoes}: delete the staged {', '.join(args['uris'])} (kept if another deployment of the version needs it)"
     if action is Action.SET_STATUS:
         back = ", ".join(f"v{v} {s}" for v, s in args["statuses"].items())
         return f"{undoes}: registry status back to {back}"

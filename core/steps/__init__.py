@@ -69,6 +69,7 @@ class Executor:
             # undo
             Action.REVERT_CHANGE: code.revert_change,
             Action.DELETE_ARTIFACT: artifacts.delete_artifact,
+            Action.DELETE_STAGED: artifacts.delete_staged,
             Action.RESTORE_ENDPOINTS: endpoints.restore_endpoints,
             Action.DELETE_ALARMS: alarms.delete_alarms,
             Action.RESTORE_ALARMS: retirement.restore_alarms,

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from core.checks import check_endpoint, fetch_checked
-from core.domain import Command, Deployment, Kind, ModelVersion, VersionStatus, known
+from core.domain import (
+    Command,
+    Deployment,
+    DeploymentState,
+    Kind,
+    ModelVersion,
+    VersionStatus,
+    known,
+)
 from core.layout import artifact_key
 from core.steps.base import Done, Outcome, Steps, endpoint_entry
 
@@ -108,6 +116,21 @@ class ArtifactSteps(Steps):
                     self.ports.artifacts.delete(copy)
         return Done({"summary": f"kept {len(kept)} still in use" if kept else "deleted"})
 
+    def delete_staged(self, d: Deployment, cmd: Command) -> Outcome:
+        # The staged copy is the version's, named in the code of every deployment of it:
+        # kept while another deployment of the version is under way or has succeeded (its
+        # retirement deletes it then).
+        others = [
+            o.id
+            for o in self._deployments_of(d.model)
+            if o.id != d.id and o.version == d.version and o.state not in _UNDONE
+        ]
+        if others:
+            return Done({"summary": f"kept: {others[0]} uses v{d.version} too"})
+        for uri in cmd.args["uris"]:
+            self.ports.artifacts.delete(uri)
+        return Done({"summary": f"deleted {len(cmd.args['uris'])} staged file(s)"})
+
     def set_status(self, d: Deployment, cmd: Command) -> Outcome:
         before = dict(d.context.statuses)
         if "statuses" in cmd.args:  # an undo: put back what was there
@@ -131,6 +154,9 @@ class ArtifactSteps(Steps):
         summary = ", ".join(f"v{v} {s}" for v, s in wanted.items())
         return Done({"previous": previous, "facts": {"statuses": statuses}, "summary": summary})
 
+
+# Deployments that ended with what they did undone: they need no staged copy.
+_UNDONE = frozenset({DeploymentState.ABORTED, DeploymentState.ROLLED_BACK, DeploymentState.FAILED})
 
 # Statuses that say a version stands on the endpoint they are about.
 _ON_ENDPOINT = frozenset({VersionStatus.STAGING, VersionStatus.PRODUCTION})

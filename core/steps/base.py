@@ -3,14 +3,14 @@ endpoint facts they record, and the progress of a long step."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.domain import Command, Deployment, EndpointFact, StepProgress, iso
+from core.domain import Command, Deployment, EndpointFact, Kind, StepProgress, iso
 from core.ports import EndpointConfig, Ports
-from core.store import Store
+from core.store import PAGE_MAX, DeploymentQuery, Store
 from core.workspace import Workspace
 
 
@@ -42,6 +42,13 @@ class Steps:
 
     def _versions(self, d: Deployment) -> list[str]:
         return d.context.versions or [d.version]
+
+    def _deployments_of(self, model: str) -> Iterator[Deployment]:
+        """Every deployment of `model`, page by page."""
+        query = DeploymentQuery(model=model, kind=Kind.DEPLOY, limit=PAGE_MAX)
+        while page := self.store.deployments(query):
+            yield from page
+            query = query.next_page()
 
     def _look_again(self) -> datetime:
         return self.clock() + timedelta(seconds=max(0.2, self.ws.settings.worker.poll_s))

@@ -4,10 +4,9 @@ alarms and artifacts back, to undo. (Traffic comes off with the endpoint steps.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from core.domain import Command, Deployment, Kind
+from core.domain import Command, Deployment
 from core.layout import (
     ALARM_PREFIX,
     artifact_prefix,
@@ -18,7 +17,6 @@ from core.layout import (
 from core.ports import InvalidInput, PortError
 from core.spec import Alarms
 from core.steps.base import Done, NotYet, Outcome, Steps, endpoint_entry
-from core.store import PAGE_MAX, DeploymentQuery
 from core.traffic import holding, still_live
 from core.usage import code_sites
 
@@ -54,13 +52,6 @@ class RetirementSteps(Steps):
             f"{len(deletions)} file(s), {len(uris)} artifact(s)"
         )
         return Done({"facts": facts, "summary": summary})
-
-    def _deployments_of(self, model: str) -> Iterator[Deployment]:
-        """Every deployment of `model`, page by page."""
-        query = DeploymentQuery(model=model, kind=Kind.DEPLOY, limit=PAGE_MAX)
-        while page := self.store.deployments(query):
-            yield from page
-            query = query.next_page()
 
     def _alarm_entries(self, d: Deployment, versions: list[str]) -> list[dict[str, Any]]:
         """The alarms of the versions, with the thresholds they were made with (to restore them)."""

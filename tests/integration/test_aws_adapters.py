@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,31 @@ def test_cloudwatch_alarms_state_and_dashboard(aws: Aws) -> None:  # noqa: F811
     assert cw.list_dashboards()["DashboardEntries"] == []
     with pytest.raises(NotFound):
         monitor.evaluate(names, REGION)
+
+
+def test_a_breach_over_before_the_next_look_still_fires(aws: Aws) -> None:  # noqa: F811
+    """An alarm that went to ALARM and back to OK inside the window is read from its
+    history; one that breached before the window began is not."""
+    monitor = CloudWatchMonitor(aws.clients)
+    names = monitor.ensure_alarms("ep", REGION, "m-v1", Alarms())
+    cw: Any = aws.client("cloudwatch")
+    before = time.time() - 1
+    breach = json.dumps({"recentDatapoints": [0.25]})
+    cw.set_alarm_state(
+        AlarmName=names[0], StateValue="ALARM", StateReason="5xx", StateReasonData=breach
+    )
+    cw.set_alarm_state(AlarmName=names[0], StateValue="OK", StateReason="recovered")
+    states = monitor.evaluate(names, REGION, since=before)
+    assert [s.firing for s in states] == [True, False]
+    assert states[0].value == 0.25
+    assert not any(s.firing for s in monitor.evaluate(names, REGION))  # now only: OK
+    later = time.time() + 5
+    assert not any(s.firing for s in monitor.evaluate(names, REGION, since=later))
+    history = cw.describe_alarm_history(AlarmName=names[0], HistoryItemType="StateUpdate")
+    assert [i["HistorySummary"] for i in history["AlarmHistoryItems"]] == [
+        "Alarm updated from ALARM to OK",
+        "Alarm updated from OK to ALARM",
+    ]
 
 
 def _config(weights: dict[str, float]) -> EndpointConfig:

@@ -78,7 +78,7 @@ def _file(tmp_path: Path, **spec: Any) -> Path:
     return path
 
 
-def _only_foreign_left(aws: Aws, staging_kept: bool = True) -> None:  # noqa: F811
+def _only_foreign_left(aws: Aws) -> None:  # noqa: F811
     left = inventory(aws)
     assert left["models"] == ["their-model"]
     assert left["configs"] == ["their-config"]
@@ -140,6 +140,7 @@ def test_all_at_once_then_abort_leaves_only_what_mmm_did_not_make(
     assert aborted.state is DeploymentState.ABORTED, aborted.shown_error
     assert _variants(svc) == [("churn-v1", 100.0)]
     left = inventory(aws)
+    assert not [o for o in left["objects"] if "/churn/2/" in o]  # staged copy included
     assert not [a for a in left["alarms"] if "churn-v2" in a]
     assert not [m for m in left["models"] if m.startswith("churn-v2")]
     assert len([c for c in left["configs"] if c.startswith(ENDPOINT)]) == 1  # old ones swept
@@ -193,6 +194,71 @@ def test_an_alarm_in_alarm_during_a_bake_rolls_back(svc: Service, aws: Aws, tmp_
     assert "alarm" in (d.shown_error or "") or any("fired" in str(e) for e in d.events)
     assert _variants(svc) == [("churn-v1", 100.0)]
     assert not [a for a in inventory(aws)["alarms"] if "churn-v2" in a]
+
+
+def test_a_breach_over_between_two_looks_of_a_bake_still_rolls_back(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    cw: Any = aws.client("cloudwatch")
+    name = f"mmm/{ENDPOINT}/churn-v2/p99-latency"
+    flapped = []
+
+    def flap(d: Any) -> None:  # in ALARM and back to OK before the bake looks again
+        looked = [c for c in d.pending if c.action == "bake" and c.step in d.context.progress]
+        if looked and not flapped:
+            cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="slow")
+            cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="fast again")
+            flapped.append(d.step)
+
+    spec = {"strategy": {"kind": "blue-green", "steps": [50, 100], "bake_s": 30}}
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=_file(tmp_path, **spec)), on_change=flap)
+    assert flapped
+    assert cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []  # deleted by the undo
+    assert d.state is DeploymentState.ROLLED_BACK, d.state
+    assert any(name in str(e) for e in d.events)
+    assert _variants(svc) == [("churn-v1", 100.0)]
+
+
+@pytest.mark.parametrize(
+    ("step", "call"),
+    [("create_variant", "UpdateEndpoint"), ("shift:50", "UpdateEndpointWeightsAndCapacities")],
+)
+def test_an_abort_while_an_update_is_in_flight_waits_for_it_then_undoes_it(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+    step: str,
+    call: str,
+) -> None:
+    """SageMaker refuses a change while the endpoint is Updating: an abort that arrives then
+    lets the update finish, then undoes it, and nothing of the candidate is left."""
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    before = inventory(aws)
+    moto_sagemaker.LIFECYCLE.looks = 4
+    sm: Any = aws.client("sagemaker")
+    seen: list[str] = []
+
+    def abort_in_flight(d: Any) -> None:
+        looked = [c for c in d.pending if c.step == step and c.step in d.context.progress]
+        if looked and not seen and d.phase.value != "compensating":
+            status = sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"]
+            seen.append(status)
+            svc.abort(d.id, reason=f"while {call} is in flight")
+
+    spec = {"strategy": {"kind": "blue-green", "steps": [50, 100], "bake_s": 0}}
+    d = svc.run(
+        svc.deploy(MODEL, "2", ENDPOINT, file=_file(tmp_path, **spec)), on_change=abort_in_flight
+    )
+    assert seen == ["Updating"]
+    assert d.state is DeploymentState.ABORTED, d.shown_error
+    assert _variants(svc) == [("churn-v1", 100.0)]
+    assert sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] == "InService"
+    assert inventory(aws) == before
 
 
 def test_a_silent_rollback_fails_the_deployment_with_its_reason(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from core.adapters.aws.session import AwsClients
-from tests.support import moto_sagemaker
+from tests.support import moto_cloudwatch, moto_sagemaker
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -58,6 +58,7 @@ def server_url() -> str:
 
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
             moto_sagemaker.install()
+            moto_cloudwatch.install()
             port = _free_port()
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             server.start()

@@ -96,7 +96,14 @@ def test_abort_confirmation(snap_compare: Compare, make_app: MakeApp) -> None:
     assert snap(
         snap_compare,
         make_app(actor="alice"),
-        after("x", until=lambda app: isinstance(app.screen, ConfirmScreen)),
+        # mounted: its Cancel button has the focus (taken in on_mount)
+        after(
+            "x",
+            until=lambda app: (
+                isinstance(app.screen, ConfirmScreen)
+                and getattr(app.focused, "id", None) == "cancel"
+            ),
+        ),
     )
 
 

@@ -7,7 +7,8 @@ Each variant has two alarms (names from core.layout):
 - p99 latency: `ModelLatency` p99 (SageMaker reports microseconds; the threshold is ms).
 Both are metric-math alarms that read 0 below `min_requests` invocations in the period:
 too few requests give no verdict, as with the embedded monitor. Missing data is not a
-breach. A bake reads the alarms' state: one in ALARM rolls the deployment back.
+breach. A bake reads the alarms over its window (their state, and their history where the
+state changed inside it): one that went to ALARM rolls the deployment back.
 """
 
 from __future__ import annotations
@@ -187,10 +188,11 @@ class CloudWatchMonitor:
     def evaluate(
         self, names: list[str], region: str, since: float | None = None
     ) -> list[AlarmState]:
-        """The alarms' state now: CloudWatch evaluates them every period, so one in ALARM
-        breached within its last period, inside the bake's window once the bake has run
-        a period. (Breaches that end before the next look are not seen.)"""
+        """The alarms over the window from `since` (now only, without it): one in ALARM now,
+        or that went to ALARM since and back to OK between two looks, is firing. Only an
+        alarm whose state changed inside the window costs a history read."""
         records = {a["AlarmName"]: a for a in self._alarm_records(region, names=list(names))}
+        start = datetime.fromtimestamp(since, UTC) if since is not None else None
         states = []
         for name in names:
             record = records.get(name)
@@ -199,16 +201,41 @@ class CloudWatchMonitor:
             parsed = parse_alarm_name(name)
             metric = parsed.metric if parsed else str(record.get("MetricName", ""))
             firing = record.get("StateValue") == "ALARM"
+            value = _reported_value(record.get("StateReasonData"))
+            changed = record.get("StateUpdatedTimestamp")
+            if not firing and start is not None and changed is not None and changed >= start:
+                breach = self._breach_since(name, region, start)
+                if breach is not None:
+                    firing, value = True, breach
             states.append(
                 AlarmState(
                     name=name,
                     metric=metric,
-                    value=_reported_value(record),
+                    value=value,
                     threshold=float(record.get("Threshold", 0.0)),
                     firing=firing,
                 )
             )
         return states
+
+    def _breach_since(self, name: str, region: str, start: datetime) -> float | None:
+        """The value reported when the alarm last went to ALARM after `start`; None if it
+        did not (a state's history is kept by CloudWatch for two weeks)."""
+        with aws_call("DescribeAlarmHistory", f"alarm {name} ({region})"):
+            pages = (
+                self._cw(region)
+                .get_paginator("describe_alarm_history")
+                .paginate(AlarmName=name, HistoryItemType="StateUpdate", StartDate=start)
+            )
+            for page in pages:
+                for item in page.get("AlarmHistoryItems", []):
+                    try:
+                        new = json.loads(item.get("HistoryData") or "{}").get("newState", {})
+                    except ValueError:
+                        continue
+                    if new.get("stateValue") == "ALARM":
+                        return _reported_value(new.get("stateReasonData"))
+        return None
 
     def alarms(self, prefix: str = "") -> list[str]:
         with self._lock:
@@ -249,11 +276,12 @@ class CloudWatchMonitor:
         )
 
 
-def _reported_value(record: dict[str, Any]) -> float:
-    """The value CloudWatch reported with the alarm's last change (0.0 when it gave none)."""
+def _reported_value(data: Any) -> float:
+    """The last value CloudWatch reported with a state change (0.0 when it gave none):
+    `StateReasonData` as a JSON text, or as a history item's already parsed object."""
     try:
-        data = json.loads(record.get("StateReasonData") or "{}")
-        points = data.get("recentDatapoints") or []
+        parsed = json.loads(data or "{}") if isinstance(data, str) else (data or {})
+        points = parsed.get("recentDatapoints") or []
         return float(points[-1]) if points else 0.0
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         return 0.0
