@@ -165,7 +165,9 @@ def build_ports(ws: Workspace) -> Ports:
         from core.adapters.aws.sagemaker import SageMakerServing
 
         assert clients is not None
-        serving = SageMakerServing(clients, aws.role_arn, aws.images, aws.regions)
+        serving = SageMakerServing(
+            clients, aws.role_arn, aws.images, aws.regions, bucket_prefix=aws.bucket_prefix
+        )
     else:
         serving = LocalServing(ws.home, resolve=artifacts.local_path)
     monitor: Monitor

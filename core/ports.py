@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain import Deployment, Library, ModelVersion, VersionStatus
 from core.feed import FeedEntry
-from core.spec import Alarms
+from core.spec import Alarms, Autoscaling
 from core.versions import Version
 
 
@@ -220,6 +220,9 @@ class EndpointConfig(BaseModel):
     invocation_timeout_ms: int = 2000
     startup_timeout_s: int = 600  # model data download and container start, each
     volume_size_gb: int | None = None  # storage per instance; None: the platform's default
+    # Each production variant scales on its own between min and max (never the shadow);
+    # None: every variant keeps `instance_count` instances.
+    autoscaling: Autoscaling | None = None
 
 
 class CapturedPair(BaseModel):
@@ -233,7 +236,7 @@ class CapturedPair(BaseModel):
     shadow: Any
     production_variant: str
     shadow_variant: str
-    production_ms: float
+    production_ms: float | None  # None where serving records no latency (SageMaker)
     shadow_ms: float | None
     production_error: str | None = None
     shadow_error: str | None = None

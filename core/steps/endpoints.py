@@ -58,6 +58,7 @@ class EndpointSteps(Steps):
             invocation_timeout_ms=spec.timeouts.invocation_ms,
             startup_timeout_s=spec.timeouts.startup_s,
             volume_size_gb=spec.instance.volume_gb,
+            autoscaling=spec.autoscaling,
         )
 
     def _desired(

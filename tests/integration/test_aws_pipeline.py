@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServing
+from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServing, VariantScaling
 from core.adapters.local.codehost import LocalGitCodeHost
 from core.adapters.local.registry import LocalRegistry
 from core.bootstrap import SilentNotifier, load_workspace
@@ -259,6 +259,38 @@ def test_an_abort_while_an_update_is_in_flight_waits_for_it_then_undoes_it(
     assert _variants(svc) == [("churn-v1", 100.0)]
     assert sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] == "InService"
     assert inventory(aws) == before
+
+
+def test_autoscaling_follows_the_variant_that_serves_until_retirement(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    scaling = VariantScaling(aws.clients)
+    auto = {"autoscaling": {"min": 1, "max": 4, "target_invocations_per_instance": 70}}
+
+    def scaled() -> list[tuple[str, int, int, float | None]]:
+        return [(t.variant, t.min, t.max, t.target) for t in scaling.targets(REGION, ENDPOINT)]
+
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT, file=_file(tmp_path, **auto)))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    assert scaled() == [("churn-v1", 1, 4, 70.0)]
+    spec = {
+        "gates": ["between_steps"],
+        "strategy": {"kind": "blue-green", "steps": [50, 100], "bake_s": 0},
+    }
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=_file(tmp_path, **spec)))
+    assert d.state is DeploymentState.WAITING_APPROVAL, d.shown_error
+    # the endpoint's scaling carries over to the candidate while both serve
+    assert scaled() == [("churn-v1", 1, 4, 70.0), ("churn-v2", 1, 4, 70.0)]
+    done = svc.run(svc.approve(d.id))
+    assert done.state is DeploymentState.SUCCEEDED, done.shown_error
+    assert scaled() == [("churn-v2", 1, 4, 70.0)]
+    retired = svc.run(svc.retire(MODEL, force=True))
+    assert retired.state is DeploymentState.SUCCEEDED, retired.shown_error
+    assert scaled() == []
+    policies: Any = aws.client("application-autoscaling")
+    assert policies.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
 
 
 def test_a_silent_rollback_fails_the_deployment_with_its_reason(

@@ -15,21 +15,57 @@ weights update without one. Here:
   sometimes does: `Updating`, then `RollingBack`, then `InService` on the OLD config with
   `FailureReason` = reason (which may be empty).
 - A weight of 0 reads back as 0, and a weights update keeps the instance count.
+- CreateEndpointConfig keeps `ShadowProductionVariants` (moto drops them), so
+  DescribeEndpointConfig returns them with `DataCaptureConfig`; as SageMaker, a config with
+  a shadow must hold exactly one production and one shadow variant, names unique, and its
+  models must exist (ValidationException otherwise).
+- The runtime's InvokeEndpoint, for an endpoint the SageMaker backend holds, answers from
+  `LIFECYCLE.responders` (variant name -> `Callable[[bytes], bytes]`: request body in,
+  answer body out, `application/json`): a production variant is chosen by its current
+  weight, its answer returned with `InvokedProductionVariant`; a config's shadow is asked
+  too, its answer captured and never returned. A variant without a responder, a responder
+  that raises, or no variant with weight answers a ValidationError naming it. For an
+  endpoint the backend does not hold, moto's canned answers stay (`/moto-api/static/
+  sagemaker/endpoint-results`).
+- With `DataCaptureConfig.EnableCapture`, each invocation writes, per variant that answered
+  (production's and the shadow's), one record in SageMaker's format to
+  `<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<uuid>.jsonl` (UTC hour), through
+  moto's S3 backend: `captureData.endpointInput`/`endpointOutput` as `CaptureOptions` ask,
+  each `{observedContentType, mode, data, encoding}` with encoding `JSON` or `CSV` for the
+  content types `CaptureContentTypeHeader` lists, else `BASE64`; `eventMetadata` with
+  `eventId`, the caller's `inferenceId` (when it gave one) and `inferenceTime`;
+  `eventVersion` "0". A missing destination bucket answers a ValidationError (SageMaker
+  would drop the capture silently; a test should hear of it). Every request is mirrored and
+  captured: `InitialSamplingPercentage` and the shadow's weight are kept, not applied.
 
-Not added: shadow variants (still dropped), `Deleting` (an endpoint is gone at once),
-alarm evaluation (CloudWatch alarms are put in ALARM with `set_alarm_state`).
+Not added: `Deleting` (an endpoint is gone at once), ShadowProductionVariants in
+DescribeEndpoint, alarm evaluation (CloudWatch alarms are put in ALARM with
+`set_alarm_state`).
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import random
 import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote
 
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemakerruntime import responses as runtime_responses
+from moto.utilities.utils import get_partition
+
+Responder = Callable[[bytes], bytes]
 
 
 @dataclass
@@ -51,6 +87,8 @@ class SageMakerLifecycle:
     looks: int = 2  # DescribeEndpoint calls that see a transitional status
     changes: dict[tuple[str, str, str], _Change] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    responders: dict[str, Responder] = field(default_factory=dict)  # by variant name
+    rng: random.Random = field(default_factory=random.Random)  # picks a production variant
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def reset(self) -> None:
@@ -58,6 +96,7 @@ class SageMakerLifecycle:
             self.looks = 2
             self.changes.clear()
             self.failures.clear()
+            self.responders.clear()
 
     def fail_next_update(self, reason: str = "") -> None:
         """The next UpdateEndpoint rolls back silently (InService on the old config)."""
@@ -124,6 +163,109 @@ def _advance(backend: Any, name: str) -> None:
     del LIFECYCLE.changes[_key(backend, name)]
 
 
+def _check_shadow(production: list[dict[str, Any]], shadow: list[dict[str, Any]]) -> None:
+    """SageMaker's rule for a config with a shadow variant."""
+    if not shadow:
+        return
+    names = [v.get("VariantName") for v in [*production, *shadow]]
+    if len(production) != 1 or len(shadow) != 1 or len(set(names)) != len(names):
+        raise ValidationError(
+            message="An endpoint config with ShadowProductionVariants must have exactly one "
+            f"production and one shadow variant with unique names (got {names})"
+        )
+
+
+# ---------------------------------------------------------------- runtime
+
+
+def _refuse(message: str) -> JsonRESTError:
+    return JsonRESTError("ValidationError", f"moto_sagemaker: {message}")
+
+
+def _pick(endpoint: Any) -> str:
+    """A production variant, drawn by current weight as SageMaker routes."""
+    variants = [v for v in endpoint.production_variants if float(v.get("CurrentWeight") or 0)]
+    if not variants:
+        raise _refuse(f"endpoint {endpoint.endpoint_name} has no variant with weight")
+    weights = [float(v["CurrentWeight"]) for v in variants]
+    return str(LIFECYCLE.rng.choices(variants, weights)[0]["VariantName"])
+
+
+def _answer(variant: str, body: bytes) -> bytes:
+    responder = LIFECYCLE.responders.get(variant)
+    if responder is None:
+        raise _refuse(
+            f"no responder for variant {variant!r}: set LIFECYCLE.responders[{variant!r}]"
+        )
+    try:
+        return responder(body)
+    except Exception as exc:
+        raise _refuse(f"the responder of variant {variant!r} raised {exc!r}") from exc
+
+
+def _captured(mode: str, kind: str, body: bytes, header: dict[str, Any]) -> dict[str, Any]:
+    """One side of a capture record, encoded as SageMaker encodes it."""
+    base = kind.split(";")[0].strip()
+    if base in (header.get("JsonContentTypes") or []):
+        data, encoding = body.decode(), "JSON"
+    elif base in (header.get("CsvContentTypes") or []):
+        data, encoding = body.decode(), "CSV"
+    else:
+        data, encoding = base64.b64encode(body).decode(), "BASE64"
+    return {"observedContentType": kind, "mode": mode, "data": data, "encoding": encoding}
+
+
+@dataclass(frozen=True)
+class _Invocation:
+    account: str
+    region: str
+    endpoint: str
+    inference_id: str | None
+    request_type: str
+    request: bytes
+
+
+def _capture(call: _Invocation, config: dict[str, Any], variant: str, answer: bytes) -> None:
+    """Write the variant's record of the call where SageMaker would."""
+    from moto.s3.exceptions import MissingBucket
+    from moto.s3.models import s3_backends
+
+    modes = {o.get("CaptureMode") for o in config.get("CaptureOptions") or []}
+    header = config.get("CaptureContentTypeHeader") or {}
+    data: dict[str, Any] = {}
+    if "Input" in modes:
+        data["endpointInput"] = _captured("INPUT", call.request_type, call.request, header)
+    if "Output" in modes:
+        data["endpointOutput"] = _captured("OUTPUT", "application/json", answer, header)
+    now = utcnow()
+    meta = {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if call.inference_id:
+        meta["inferenceId"] = call.inference_id
+    line = json.dumps({"captureData": data, "eventMetadata": meta, "eventVersion": "0"})
+    bucket, _, prefix = str(config["DestinationS3Uri"]).removeprefix("s3://").partition("/")
+    parts = [prefix.strip("/"), call.endpoint, variant, now.strftime("%Y/%m/%d/%H")]
+    key = "/".join([p for p in parts if p] + [f"{uuid.uuid4()}.jsonl"])
+    s3 = s3_backends[call.account][get_partition(call.region)]
+    try:
+        s3.put_object(bucket, key, (line + "\n").encode())
+    except MissingBucket:
+        raise _refuse(f"the data capture bucket {bucket!r} does not exist") from None
+
+
+def _invoke(call: _Invocation, endpoint: Any, config: Any) -> tuple[str, bytes]:
+    """The production variant that answered and its answer; the shadow answers too."""
+    with LIFECYCLE.lock:
+        variant = _pick(endpoint)
+        shadows = [v["VariantName"] for v in getattr(config, "shadow_production_variants", [])]
+        capture = config.data_capture_config or {}
+    answer = _answer(variant, call.request)
+    answers = [(variant, answer), *((s, _answer(s, call.request)) for s in shadows)]
+    if capture.get("EnableCapture"):
+        for name, body in answers:
+            _capture(call, capture, name, body)
+    return variant, answer
+
+
 def install() -> None:
     """Patch moto's SageMaker backend and responses (once per process)."""
     global _installed
@@ -167,11 +309,9 @@ def install() -> None:
             arn = sm_models.FakeEndpoint.arn_formatter(
                 endpoint_name, self.account_id, self.region_name
             )
-            raise sm_models.ValidationError(message=f"Could not find endpoint '{arn}'.")
+            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
         if endpoint.endpoint_status != "InService":
-            raise sm_models.ValidationError(
-                message=f"Cannot update in-progress endpoint '{endpoint.arn}'."
-            )
+            raise ValidationError(message=f"Cannot update in-progress endpoint '{endpoint.arn}'.")
         return endpoint
 
     def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> str:
@@ -199,7 +339,7 @@ def install() -> None:
             names = {v["VariantName"] for v in endpoint.production_variants}
             for wanted in desired_weights_and_capacities:
                 if wanted.get("VariantName") not in names:
-                    raise sm_models.ValidationError(
+                    raise ValidationError(
                         message=f'The variant name(s) "{wanted.get("VariantName")}" is/are '
                         f"not present within endpoint configuration "
                         f'"{endpoint.endpoint_config_name}".'
@@ -222,6 +362,50 @@ def install() -> None:
             endpoint_name=self._get_param("EndpointName"),
             endpoint_config_name=self._get_param("EndpointConfigName"),
         )
-        return sm_responses.ActionResult({"EndpointArn": arn})
+        return ActionResult({"EndpointArn": arn})
 
     sm_responses.SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
+
+    original_create_config = sm_responses.SageMakerResponse.create_endpoint_config
+
+    def create_endpoint_config_response(self: Any) -> Any:
+        shadow = self._get_param("ShadowProductionVariants") or []
+        _check_shadow(self._get_param("ProductionVariants") or [], shadow)
+        self.sagemaker_backend.validate_production_variants(shadow)  # its models exist
+        result = original_create_config(self)
+        if shadow:  # an attribute of the config: moto's describe shows each of them
+            config = self.sagemaker_backend.endpoint_configs[self._get_param("EndpointConfigName")]
+            config.shadow_production_variants = shadow
+        return result
+
+    sm_responses.SageMakerResponse.create_endpoint_config = create_endpoint_config_response  # type: ignore[method-assign]
+
+    runtime_cls = runtime_responses.SageMakerRuntimeResponse
+    original_invoke = runtime_cls.invoke_endpoint
+
+    def invoke_endpoint_response(self: Any) -> Any:
+        # from the path (/endpoints/<name>/invocations), as moto's own async call reads it:
+        # its _get_params() takes the body for parameters
+        name = unquote(self.path.split("/")[2])
+        backend = sm_models.sagemaker_backends[self.current_account][self.region]
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            return original_invoke(self)  # moto's canned answers, as before
+        body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.raw_body).encode()
+        call = _Invocation(
+            account=self.current_account,
+            region=self.region,
+            endpoint=name,
+            inference_id=self.headers.get("X-Amzn-SageMaker-Inference-Id"),
+            request_type=self.headers.get("Content-Type") or "application/octet-stream",
+            request=body,
+        )
+        config = backend.endpoint_configs[endpoint.endpoint_config_name]
+        variant, answer = _invoke(call, endpoint, config)
+        headers = {
+            "Content-Type": "application/json",
+            "x-Amzn-Invoked-Production-Variant": variant,
+        }
+        return 200, headers, answer
+
+    runtime_cls.invoke_endpoint = invoke_endpoint_response  # type: ignore[method-assign]

@@ -38,6 +38,30 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def bucket_named(prefix: str, purpose: str, region: str) -> str:
+    """The S3 bucket of mmm's `purpose` in `region` ('mmm-production-eu-west-1')."""
+    return f"{prefix}-{purpose}-{region}"
+
+
+def ensure_bucket(s3: Any, name: str, region: str) -> None:
+    """Make bucket `name` in `region` when it is missing (already there is fine)."""
+    with aws_call("CreateBucket", f"s3://{name}"):
+        try:
+            s3.head_bucket(Bucket=name)
+            return
+        except Exception as exc:
+            if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                raise
+        args: dict[str, Any] = {"Bucket": name}
+        if region != "us-east-1":  # S3's one region without a constraint
+            args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            s3.create_bucket(**args)
+        except Exception as exc:
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise
+
+
 def in_region(uri: str, purpose: str, home: str, region: str) -> str:
     """The same key in the `purpose` bucket of `region`, for a URI in the `purpose` bucket of
     `home` (`s3://mmm-production-us-east-1/k` -> `s3://mmm-production-eu-west-1/k`); any
@@ -92,7 +116,7 @@ class S3ArtifactStore:
         """The S3 bucket of a purpose ('production' -> 'mmm-production-us-east-1'), or of a
         purpose in a region ('production/eu-west-1' -> 'mmm-production-eu-west-1')."""
         purpose, region = self._purpose_region(bucket)
-        return f"{self.prefix}-{purpose}-{region}"
+        return bucket_named(self.prefix, purpose, region)
 
     def uri(self, bucket: str, key: str) -> str:
         return f"{SCHEME}{self.bucket_name(bucket)}/{key.lstrip('/')}"
@@ -109,7 +133,7 @@ class S3ArtifactStore:
 
     def _buckets_of(self, purpose: str) -> list[str]:
         """The buckets of `purpose` in every region (the home region's first)."""
-        home = f"{self.prefix}-{purpose}-{self.region}"
+        home = bucket_named(self.prefix, purpose, self.region)
         with aws_call("ListBuckets", f"buckets {self.prefix}-{purpose}-*"):
             listed = self.s3.list_buckets().get("Buckets", [])
         others = sorted(
@@ -123,22 +147,8 @@ class S3ArtifactStore:
         if name in self._made:
             return
         match = self._pattern.match(name)
-        region = match.group(2) if match else self.region
-        s3 = self._client(name)
-        with self._lock, aws_call("CreateBucket", f"s3://{name}"):
-            try:
-                s3.head_bucket(Bucket=name)
-            except Exception as exc:
-                if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
-                    raise
-                args: dict[str, Any] = {"Bucket": name}
-                if region != "us-east-1":  # S3's one region without a constraint
-                    args["CreateBucketConfiguration"] = {"LocationConstraint": region}
-                try:
-                    s3.create_bucket(**args)
-                except Exception as exc2:
-                    if error_code(exc2) != "BucketAlreadyOwnedByYou":
-                        raise
+        with self._lock:
+            ensure_bucket(self._client(name), name, match.group(2) if match else self.region)
             self._made.add(name)
 
     # ------------------------------------------------------------ objects

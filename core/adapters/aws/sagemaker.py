@@ -13,6 +13,14 @@ production bucket; each region's model reads the copy in its own region's produc
 (`<prefix>-production-<region>`, made at provision), and reads back under the home name
 again, so one version is one artifact wherever it serves.
 
+A shadow test is SageMaker's own: the endpoint config holds one production variant and
+the shadow (`ShadowProductionVariants`; SageMaker allows no more), and data capture writes
+both variants' answers to the region's captures bucket, read back as pairs by
+core.adapters.aws.capture. Above this adapter a shadowed config also lists the candidate
+among its variants at weight 0 (core.traffic.with_shadow): here that variant is the shadow
+alone, and it reads back the same way. `replay` sends inputs through the runtime, each with
+a fresh InferenceId, so that SageMaker mirrors and captures them as it would live traffic.
+
 What is read is cached: endpoint configs and models never change under a name
 (content-addressed, core.adapters.aws.naming), so each is described once; an endpoint is
 described again only when ListEndpoints shows it modified. A listing of N endpoints costs
@@ -23,23 +31,28 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from core.adapters.aws import naming
+from core.adapters.aws import capture, naming
+from core.adapters.aws.autoscaling import VariantScaling
 from core.adapters.aws.errors import aws_call, error_code, error_message
-from core.adapters.aws.s3 import in_region
+from core.adapters.aws.runtime import send
+from core.adapters.aws.s3 import ensure_bucket, in_region
 from core.adapters.aws.session import AwsClients
 from core.ports import (
     CapturedPair,
     EndpointConfig,
     InvalidInput,
+    NotFound,
     PortError,
     ShadowConfig,
     TransientError,
     Variant,
 )
+from core.spec import Autoscaling
 
 BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 BROKEN = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService"})
@@ -64,7 +77,8 @@ class _Described:
 class SageMakerServing:
     """Endpoints on SageMaker. `images`: container image URI per library; `role_arn`: the
     models' execution role; `regions`: listed by `endpoints()` besides the home region
-    and every region this process has touched."""
+    and every region this process has touched; `bucket_prefix`: of mmm's buckets (shadow
+    tests capture to `<prefix>-captures-<region>`)."""
 
     def __init__(
         self,
@@ -73,8 +87,10 @@ class SageMakerServing:
         images: dict[str, str],
         regions: list[str] | None = None,
         listing_ttl_s: float = 1.0,
+        bucket_prefix: str = "mmm",
     ) -> None:
         self.clients = clients
+        self.bucket_prefix = bucket_prefix
         self.role_arn = role_arn
         self.images = dict(images)
         self._regions = {clients.home_region, *(regions or [])}
@@ -83,7 +99,10 @@ class SageMakerServing:
         self._models: dict[tuple[str, str], dict[str, Any]] = {}
         self._described: dict[tuple[str, str], tuple[str, _Described]] = {}
         self._listing: tuple[float, list[EndpointConfig]] | None = None
+        self._capture_buckets: set[str] = set()
+        self._capture_files = capture.CaptureFiles()
         self._lock = threading.RLock()
+        self.scaling = VariantScaling(clients)
 
     def _sm(self, region: str) -> Any:
         self._regions.add(region)
@@ -162,6 +181,8 @@ class SageMakerServing:
             variant = self._variant(region, raw, 0.0)
             percent = float(raw.get("InitialVariantWeight") or 100.0)
             shadow = ShadowConfig(variant=variant, sample_percent=min(100.0, max(percent, 1e-6)))
+            if all(v.name != variant.name for v in variants):
+                variants.append(variant)  # as above this adapter: the candidate, at weight 0
         first = production[0] if production else {}
         env = (
             self._model_detail(region, first["ModelName"])
@@ -179,6 +200,11 @@ class SageMakerServing:
             instance_count=int(first.get("InitialInstanceCount") or 1),
             env={k: v for k, v in env.items() if not k.startswith(_MMM_ENV)},
             invocation_timeout_ms=int(env.get("MMM_INVOCATION_TIMEOUT_MS", 2000)),
+            autoscaling=(
+                Autoscaling.model_validate_json(env["MMM_AUTOSCALING"])
+                if "MMM_AUTOSCALING" in env
+                else None
+            ),
             startup_timeout_s=int(first.get("ContainerStartupHealthCheckTimeoutInSeconds", 600)),
             volume_size_gb=first.get("VolumeSizeInGB"),
         )
@@ -278,6 +304,8 @@ class SageMakerServing:
             "MMM_VARIANT": variant.name,
             "MMM_INVOCATION_TIMEOUT_MS": str(config.invocation_timeout_ms),
         }
+        if config.autoscaling is not None:  # kept where it reads back, like the timeout
+            env["MMM_AUTOSCALING"] = config.autoscaling.model_dump_json()
         container: dict[str, Any] = {"Image": self._image(str(variant.library)), "Environment": env}
         if artifact.endswith("/"):  # a large model: an uncompressed prefix
             container["ModelDataSource"] = {
@@ -303,6 +331,8 @@ class SageMakerServing:
 
     def _wanted(self, config: EndpointConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """(config name, CreateEndpointConfig arguments, models to create by name)."""
+        config = _listed(config)
+        serving = _serving(config)
         models: dict[str, Any] = {}
 
         def production(variant: Variant, weight: float) -> dict[str, Any]:
@@ -321,12 +351,15 @@ class SageMakerServing:
                 raw["VolumeSizeInGB"] = config.volume_size_gb
             return raw
 
-        args: dict[str, Any] = {"ProductionVariants": [production(v, 0.0) for v in config.variants]}
+        args: dict[str, Any] = {"ProductionVariants": [production(v, 0.0) for v in serving]}
         if config.shadow is not None:
             args["ShadowProductionVariants"] = [
                 production(config.shadow.variant, config.shadow.sample_percent)
             ]
-        structure = {"args": args, "models": sorted(models)}
+            args["DataCaptureConfig"] = capture.capture_config(self.bucket_prefix, config.region)
+        # the structure is hashed as it is now, before the weights go in: a change of weights
+        # alone keeps it, and is made in place (UpdateEndpointWeightsAndCapacities)
+        structure = naming.digest({"args": args, "models": sorted(models)})
         weights = {v.name: v.weight for v in config.variants}
         for raw in args["ProductionVariants"]:
             raw["InitialVariantWeight"] = weights[raw["VariantName"]]
@@ -337,6 +370,8 @@ class SageMakerServing:
         """Make the models and the endpoint config of `config` (those missing); its name."""
         sm = self._sm(config.region)
         name, args, models = self._wanted(config)
+        if "DataCaptureConfig" in args:
+            self._captures_bucket(config.region)
         for model, spec in models.items():
             with aws_call("CreateModel", f"model {model} ({config.region})"):
                 try:
@@ -354,10 +389,17 @@ class SageMakerServing:
             self._configs.pop((config.region, name), None)
         return name
 
+    def _captures_bucket(self, region: str) -> None:
+        bucket = capture.bucket_name(self.bucket_prefix, region)
+        if bucket not in self._capture_buckets:
+            ensure_bucket(self.clients.client("s3", region), bucket, region)
+            self._capture_buckets.add(bucket)
+
     def apply(self, config: EndpointConfig) -> EndpointConfig | None:
         where = f"endpoint {config.name} ({config.region})"
+        wanted, _, _ = self._wanted(config)  # refuses what SageMaker cannot serve, first
+        config = _listed(config)
         desc = self._mine(config.name, config.region)
-        wanted, _, _ = self._wanted(config)
         sm = self._sm(config.region)
         if desc is None:
             name = self._create(config)
@@ -385,17 +427,11 @@ class SageMakerServing:
             with aws_call("UpdateEndpointWeightsAndCapacities", where):
                 sm.update_endpoint_weights_and_capacities(
                     EndpointName=config.name,
-                    # the count is sent too: without it the variant's count is not kept
-                    DesiredWeightsAndCapacities=[
-                        {
-                            "VariantName": v.name,
-                            "DesiredWeight": v.weight,
-                            "DesiredInstanceCount": config.instance_count,
-                        }
-                        for v in config.variants
-                    ],
+                    DesiredWeightsAndCapacities=[_weight(v, config) for v in _serving(config)],
                 )
         else:
+            # SageMaker refuses an update that removes a variant autoscaling still holds
+            self.scaling.release(config.name, config.region, config)
             name = self._create(config)
             with aws_call("UpdateEndpoint", where):
                 sm.update_endpoint(
@@ -420,6 +456,7 @@ class SageMakerServing:
             raise PortError(f"{where} is gone: it was to serve {naming_of(config)}")
         if desc.status in BUSY:
             return desc.status
+        config = _listed(config)
         if desc.status in BROKEN:
             raise PortError(f"{where} is {desc.status}: {desc.failure or 'no reason given'}")
         wanted, _, _ = self._wanted(config)
@@ -431,6 +468,7 @@ class SageMakerServing:
                 f"asked ({_weights(desc.config)} instead of {_weights(config)}); reason: "
                 f"{desc.failure or 'none given by SageMaker'}"
             )
+        self.scaling.reconcile(name, region, config)
         self._sweep(name, region, keep=desc.config_name)
         return None
 
@@ -478,6 +516,7 @@ class SageMakerServing:
     def delete(self, name: str, region: str) -> bool:
         desc = self._mine(name, region)
         existed = desc is not None and desc.status != "Deleting"
+        self.scaling.reconcile(name, region, None)
         if existed:
             with aws_call("DeleteEndpoint", f"endpoint {name} ({region})"):
                 _gone_ok(lambda: self._sm(region).delete_endpoint(EndpointName=name))
@@ -489,12 +528,70 @@ class SageMakerServing:
     # ------------------------------------------------------------ shadow
 
     def captured(self, name: str, region: str, shadow_variant: str) -> Iterator[CapturedPair]:
-        raise PortError(
-            f"endpoint {name} ({region}): shadow capture on SageMaker is not in this release"
-        )
+        config = self.get_endpoint(name, region)
+        if config is None:
+            return iter(())
+        production = [v.name for v in config.variants if v.name != shadow_variant]
+        s3 = self.clients.client("s3", region)
+        bucket = capture.bucket_name(self.bucket_prefix, region)
+        files = self._capture_files
+        return capture.read_pairs(s3, bucket, name, production, shadow_variant, files)
 
     def replay(self, name: str, region: str, inputs: list[Any]) -> int:
-        raise PortError(f"endpoint {name} ({region}): replay on SageMaker is not in this release")
+        """Each input as a request of its own, with an inference id of its own: SageMaker
+        mirrors it to the shadow and captures both answers under that id."""
+        where = f"endpoint {name} ({region})"
+        config = self.get_endpoint(name, region)
+        if config is None:
+            raise NotFound(f"{where}: not found")
+        if config.shadow is None:
+            raise InvalidInput(f"{where}: has no shadow variant to replay against")
+        for instance in inputs:
+            send(self.clients, name, {"instances": [instance]}, region, uuid.uuid4().hex)
+        return len(inputs)
+
+
+def _weight(variant: Variant, config: EndpointConfig) -> dict[str, Any]:
+    """A variant's entry in a weights update. The config's instance count goes with it,
+    unless autoscaling sets the count: then SageMaker keeps the count it has now."""
+    entry: dict[str, Any] = {"VariantName": variant.name, "DesiredWeight": variant.weight}
+    if config.autoscaling is None:
+        entry["DesiredInstanceCount"] = config.instance_count
+    return entry
+
+
+def _listed(config: EndpointConfig) -> EndpointConfig:
+    """`config` with its shadow also among its variants, at weight 0, as core.traffic
+    shadows a candidate (and as a shadowed config reads back): one config, one form."""
+    if config.shadow is None:
+        return config
+    variant = config.shadow.variant.model_copy(update={"weight": 0.0})  # it serves no caller
+    shadow = config.shadow.model_copy(update={"variant": variant})
+    listed = any(v.name == variant.name for v in config.variants)
+    variants = config.variants if listed else [*config.variants, variant]
+    return config.model_copy(update={"variants": variants, "shadow": shadow})
+
+
+def _serving(config: EndpointConfig) -> list[Variant]:
+    """The production variants SageMaker is to hold: with a shadow, exactly one besides it
+    (SageMaker's rule); InvalidInput naming the endpoint for anything else."""
+    shadow = config.shadow
+    if shadow is None:
+        return list(config.variants)
+    where = f"endpoint {config.name} ({config.region})"
+    name = shadow.variant.name
+    serving = [v for v in config.variants if v.name != name]
+    if any(v.name == name and v.weight > 0 for v in config.variants):
+        raise InvalidInput(
+            f"{where}: variant {name} cannot both take live traffic and shadow on SageMaker"
+        )
+    if len(serving) != 1:
+        listed = ", ".join(v.name for v in serving) or "none"
+        raise InvalidInput(
+            f"{where}: a shadow test on SageMaker needs exactly one production variant "
+            f"besides the shadow {name} (found: {listed})"
+        )
+    return serving
 
 
 def _same(a: EndpointConfig, b: EndpointConfig) -> bool:
