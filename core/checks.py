@@ -6,7 +6,9 @@ world may have changed in between.
 
 A joblib or pickle artifact runs code when it is loaded: the artifact checks
 load and predict in a child process without credentials
-(`core.runtime.child`), never in the caller.
+(`core.runtime.child`), never in the caller. A model only its serving
+container loads (`Library.container_only`) is checked by its files instead
+(`core.container_models`), in this process: nothing of it runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.container_models import check_by_files, check_present
 from core.domain import Library, ModelVersion
 from core.layout import check_variant
 from core.names import InvalidName
@@ -40,12 +43,17 @@ def check_artifact(artifact: Path, library: Library, golden: Path | None, scratc
     folder under `scratch` that is removed afterwards. Raises InvalidInput with a one-line
     reason. An output that differs from the expected one is not refused here: the golden
     check at deploy time judges outputs, with the deployment's tolerance.
+
+    A library only its serving container loads is checked by its files (the artifact may be
+    a folder) and its golden data only counted: its outputs are checked against the endpoint.
     """
+    check_present(artifact, library)
+    if golden is not None and not golden.is_file():
+        raise InvalidInput(f"{golden}: no such file")
+    if Library(library).container_only:
+        return check_by_files(artifact, library, golden)
     from core.runtime.child import ChildDied, call
 
-    for path in (artifact, golden):
-        if path is not None and not path.is_file():
-            raise InvalidInput(f"{path}: no such file")
     request = {
         "op": "check",
         "artifact": str(artifact.resolve()),
@@ -101,7 +109,8 @@ def fetch_checked(
     registry: Registry, mv: ModelVersion, folder: Path
 ) -> tuple[Path, Path | None, int]:
     """Fetch the version's files into `folder` and `check_artifact` them. Returns both files
-    and the number of golden cases. Raises InvalidInput naming the file."""
+    (the artifact may be a folder: see `check_artifact`) and the number of golden cases.
+    Raises InvalidInput naming the file."""
     artifact = registry.fetch(mv, "artifact", folder)
     golden = registry.fetch(mv, "golden", folder) if mv.golden is not None else None
     return artifact, golden, check_artifact(artifact, mv.library, golden, folder)

@@ -34,6 +34,17 @@ class Library(StrEnum):
     SKLEARN = "sklearn"
     XGBOOST = "xgboost"
     ONNX = "onnx"
+    HUGGINGFACE = "huggingface"  # a Hugging Face model folder, as LLM servers (TGI, LMI) load it
+    PYTORCH = "pytorch"  # a vision model: a TorchScript archive
+
+    @property
+    def container_only(self) -> bool:
+        """Only its serving container loads it (mmm's runtime cannot): it is checked by its
+        files (`core.container_models`) and served by SageMaker, never locally."""
+        return self in CONTAINER_ONLY
+
+
+CONTAINER_ONLY = frozenset({Library.HUGGINGFACE, Library.PYTORCH})
 
 
 class VersionStatus(StrEnum):
@@ -50,8 +61,10 @@ class ModelVersion(BaseModel):
     name: str
     version: Version
     library: Library
-    format: str  # file format of the artifact: joblib, pickle, json, ubj, onnx
-    artifact: str  # location in the registry's own storage (path or URI)
+    # file format of the artifact: joblib, pickle, json, ubj, onnx; a container model's
+    # weights: safetensors, bin, torchscript
+    format: str
+    artifact: str  # location in the registry's own storage (path or URI; may be a folder)
     golden: str | None = None
     owner: str | None = None
     status: VersionStatus = VersionStatus.REGISTERED

@@ -157,8 +157,13 @@ def schema() -> None:
 
 @cli.command()
 @click.argument("model")
-@click.option("--artifact", type=click.Path(path_type=Path), required=True, help="Model file.")
-@click.option("--library", required=True, help="sklearn, xgboost or onnx.")
+@click.option(
+    "--artifact",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Model file, or model folder (huggingface, pytorch).",
+)
+@click.option("--library", required=True, help="sklearn, xgboost, onnx, huggingface or pytorch.")
 @click.option("--golden", type=click.Path(path_type=Path), help="Golden data (JSON Lines).")
 @click.option("--owner", help="Owning team.")
 @json_option

@@ -1,7 +1,9 @@
 """The artifact formats each model library takes, and telling a file's format before loading it.
 
 `detect_format` is how the standard runtime (`core.runtime.loaders`) and the
-local registry learn what a file holds before anything unpickles it.
+local registry learn what a file holds before anything unpickles it. A library
+that only its serving container loads (`Library.container_only`) is told by
+its files in `core.container_models`, never here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ FORMATS: dict[Library, tuple[str, ...]] = {
     Library.SKLEARN: ("joblib", "pickle"),
     Library.XGBOOST: ("json", "ubj", "joblib", "pickle"),
     Library.ONNX: ("onnx",),
+    # told by core.container_models, from the files: the runtime never loads these
+    Library.HUGGINGFACE: ("safetensors", "bin"),
+    Library.PYTORCH: ("torchscript",),
 }
 
 _SUFFIXES = {
@@ -49,11 +54,14 @@ _UBJ_KEY_MARKERS = b"iUIlL$#"
 
 
 def library_named(value: Library | str) -> Library:
-    """The library named `value`; InvalidInput naming the known ones when there is none."""
+    """The library named `value`; InvalidInput naming the known ones when there is none.
+
+    The runtime's message names the libraries it loads itself; a container-only one is
+    still a library here, and `detect_format` says why it does not load."""
     try:
         return Library(value)
     except ValueError:
-        known = ", ".join(lib.value for lib in Library)
+        known = ", ".join(lib.value for lib in Library if not lib.container_only)
         raise InvalidInput(f"unknown model library {value!r} (known: {known})") from None
 
 
@@ -87,9 +95,12 @@ def detect_format(path: Path, library: Library | str) -> str:
     The suffix names it and the first bytes confirm it (a compressed pickle
     is joblib whatever its name); with an unknown suffix the content alone
     decides. Raises InvalidInput when the file cannot be read, the name and
-    the content disagree, or `library` does not take that format.
+    the content disagree, or `library` does not take that format, and for a
+    library only its serving container loads.
     """
     lib = library_named(library)
+    if lib.container_only:
+        raise unloadable(path, lib, f"only its serving container loads a {lib} model")
     try:
         with path.open("rb") as f:
             head = f.read(16)

@@ -120,6 +120,14 @@ class Commands(Running):
             defaults = {**defaults, "regions": [self.ws.settings.aws.region]}
         spec = deployment_spec(defaults, file, endpoint, strategy, regions)
         mv = self.version(model, version)
+        if mv.library.container_only:
+            # Checked by its files at registration; its golden data is to be checked against
+            # the endpoint before traffic shifts, which this release does not do yet.
+            raise BadRequest(
+                f"{model} v{version} is a {mv.library} model: deploying a model only its "
+                "serving container loads is not in this release (it registers and is "
+                "validated by its files)"
+            )
         if spec.endpoint is None:
             spec = default_endpoint(model, spec, self.ports.serving.endpoints())
         assert spec.endpoint is not None

@@ -315,7 +315,13 @@ def write_golden(
     return path
 
 
-_BROKEN_SUFFIX = {Library.SKLEARN: ".joblib", Library.XGBOOST: ".json", Library.ONNX: ".onnx"}
+_BROKEN_SUFFIX = {
+    Library.SKLEARN: ".joblib",
+    Library.XGBOOST: ".json",
+    Library.ONNX: ".onnx",
+    Library.HUGGINGFACE: ".safetensors",
+    Library.PYTORCH: ".pt",
+}
 
 
 def write_broken_artifact(dir: Path, library: Library = Library.SKLEARN) -> Path:

@@ -33,7 +33,10 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The filled workspace, built once for all test processes (xdist workers share it)."""
-    shared = tmp_path_factory.getbasetemp().parent
+    # Under xdist each worker's base folder sits in the session's; without it the base
+    # folder is the session's own (its parent is shared with every earlier run).
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     home = shared / "tui-template" / "ws"
     with (shared / "tui-template.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

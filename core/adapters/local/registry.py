@@ -2,6 +2,10 @@
 
 Status changes are appended to a history table, once per real change, so the
 registry can show what mmm did to it (and a resumed worker adds nothing twice).
+
+A version's artifact is a file, `files/<name>/<version>/model<suffix>`, or, for a
+model only its serving container loads (a Hugging Face folder), a folder,
+`files/<name>/<version>/model/`, whose sha256 is `sha256_tree`'s.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from core.adapters.local.artifacts import sha256_file
+from core.adapters.local.artifacts import copy_tree, sha256_file, sha256_tree
+from core.container_models import artifact_format, check_present
 from core.domain import Library, ModelVersion, VersionStatus, iso, utcnow
 from core.ports import InvalidInput, NotFound
-from core.runtime import detect_format
 from core.sqlite_db import open_db, write_transaction
 
 migrations = Migrations("mmm-registry")
@@ -63,11 +67,10 @@ class LocalRegistry:
         owner: str | None,
         actor: str,
     ) -> ModelVersion:
-        if not artifact.is_file():
-            raise InvalidInput(f"{artifact}: no such file")
+        check_present(artifact, library)
         if golden is not None and not golden.is_file():
             raise InvalidInput(f"{golden}: no such file")
-        fmt = detect_format(artifact, library)
+        fmt = artifact_format(artifact, library)
         with write_transaction(self.db):
             row = self.db.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", [name]
@@ -77,8 +80,7 @@ class LocalRegistry:
             if folder.exists():
                 shutil.rmtree(folder)  # left by a registration that crashed before its row
             folder.mkdir(parents=True)
-            dest = folder / f"model{artifact.suffix.lower()}"
-            shutil.copyfile(artifact, dest)
+            dest = _copy_artifact(artifact, folder)
             golden_dest = None
             if golden is not None:
                 golden_dest = folder / "golden.jsonl"
@@ -94,7 +96,7 @@ class LocalRegistry:
                 registry_ref=f"local:{name}/{version}",
                 created_by=actor,
                 created_at=iso(utcnow()),
-                sha256=sha256_file(dest),
+                sha256=sha256_tree(dest) if dest.is_dir() else sha256_file(dest),
             )
             self.db.execute(
                 "INSERT INTO versions (name, version, body) VALUES (?, ?, ?)",
@@ -166,9 +168,26 @@ class LocalRegistry:
         if rel is None:
             raise NotFound(f"{mv.name} v{mv.version} has no {what}")
         src = self.root / rel
-        if not src.is_file():
+        if not (src.is_file() or src.is_dir()):
             raise NotFound(f"{mv.name} v{mv.version}: {what} file is missing from the registry")
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / src.name
-        shutil.copyfile(src, target)
+        if src.is_dir():  # a container model's folder comes back whole, as it was registered
+            if target.is_dir():
+                shutil.rmtree(target)  # fetched here before: no file of that copy may stay
+            copy_tree(src, target)
+        else:
+            shutil.copyfile(src, target)
         return target
+
+
+def _copy_artifact(artifact: Path, folder: Path) -> Path:
+    """Copy the artifact into the version's folder: a file as `model<suffix>`, a folder (a
+    container model's) as `model/`; returns the copy."""
+    if artifact.is_dir():
+        dest = folder / "model"
+        copy_tree(artifact, dest)
+    else:
+        dest = folder / f"model{artifact.suffix.lower()}"
+        shutil.copyfile(artifact, dest)
+    return dest

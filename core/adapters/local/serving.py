@@ -7,6 +7,10 @@ processes. Captured pairs are read back from the `captures` bucket.
 `replay` runs models, and a joblib or pickle model is code: it loads and
 predicts in a child process without credentials (`core.runtime.child`),
 never in the caller (the worker).
+
+A model only its serving container loads (`Library.container_only`: an open
+LLM, a vision model) cannot serve here: `apply` refuses a config with one, so
+the gateway never meets it.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class LocalServing:
         return self.table.all()
 
     def apply(self, config: EndpointConfig) -> EndpointConfig | None:
+        _check_servable(config)
         return self.table.apply(config)
 
     def delete(self, name: str, region: str) -> bool:
@@ -131,6 +136,18 @@ class LocalServing:
                 return int(call(request, cwd=Path(tmp), timeout_s=self._replay_timeout_s))
         except ChildDied as exc:
             raise PortError(f"{where}: replay failed: {exc}") from None
+
+
+def _check_servable(config: EndpointConfig) -> None:
+    """Every variant of `config` (its shadow too) is one the gateway can load; InvalidInput
+    naming the first that only its serving container runs."""
+    shadow = [config.shadow.variant] if config.shadow is not None else []
+    for variant in [*config.variants, *shadow]:
+        if variant.library.container_only:
+            raise InvalidInput(
+                f"{variant.model} v{variant.version} is a {variant.library} model: only "
+                "SageMaker serving runs its container (set backends.serving: sagemaker)"
+            )
 
 
 def replay_inline(
