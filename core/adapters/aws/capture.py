@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.adapters.aws.errors import aws_call, error_code
-from core.adapters.aws.s3 import bucket_named
+from core.adapters.aws.errors import aws_call
+from core.adapters.aws.s3 import bucket_named, list_keys
 from core.ports import CapturedPair, InvalidInput, PortError
 
 PURPOSE = "captures"
@@ -211,23 +211,6 @@ def _pairs(
 # ---------------------------------------------------------------- on S3
 
 
-def keys(s3: Any, bucket: str, prefix: str, after: str = "") -> list[str]:
-    """The keys under `prefix` (after `after`), in S3's order: oldest hour first."""
-    found: list[str] = []
-    with aws_call("ListObjectsV2", f"s3://{bucket}/{prefix}"):
-        try:
-            pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix, StartAfter=after
-            )
-            for page in pages:
-                found += [obj["Key"] for obj in page.get("Contents", [])]
-        except Exception as exc:
-            if error_code(exc) == "NoSuchBucket":
-                return []
-            raise
-    return found
-
-
 def _download(s3: Any, bucket: str, key: str) -> list[Record]:
     uri = f"s3://{bucket}/{key}"
     with aws_call("GetObject", uri):
@@ -273,12 +256,12 @@ def read_pairs(
     """The pairs captured while `shadow_variant` shadowed the endpoint's `production`
     variants."""
     shadow_prefix = variant_prefix(endpoint, shadow_variant)
-    shadow_keys = keys(s3, bucket, shadow_prefix)
+    shadow_keys = list_keys(s3, bucket, shadow_prefix)
     listed = {shadow_prefix: shadow_keys}
     if shadow_keys:  # listing is cheap: the window of every variant, before any download
         for variant in production:
             prefix = variant_prefix(endpoint, variant)
-            listed[prefix] = keys(s3, bucket, prefix, start_after(prefix, shadow_keys[0]))
+            listed[prefix] = list_keys(s3, bucket, prefix, start_after(prefix, shadow_keys[0]))
     files.keep(bucket, list(listed), {k for found in listed.values() for k in found})
     shadow = [r for key in shadow_keys for r in files.records(s3, bucket, key)]
 

@@ -62,6 +62,24 @@ def ensure_bucket(s3: Any, name: str, region: str) -> None:
                 raise
 
 
+def list_keys(s3: Any, bucket: str, prefix: str, after: str = "") -> list[str]:
+    """The keys under `prefix` (after `after`), in S3's order (sorted); none when the bucket
+    does not exist."""
+    found: list[str] = []
+    with aws_call("ListObjectsV2", f"s3://{bucket}/{prefix}"):
+        try:
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, StartAfter=after
+            )
+            for page in pages:
+                found += [obj["Key"] for obj in page.get("Contents", [])]
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucket":
+                return []
+            raise
+    return found
+
+
 def in_region(uri: str, purpose: str, home: str, region: str) -> str:
     """The same key in the `purpose` bucket of `region`, for a URI in the `purpose` bucket of
     `home` (`s3://mmm-production-us-east-1/k` -> `s3://mmm-production-eu-west-1/k`); any
@@ -164,21 +182,7 @@ class S3ArtifactStore:
                 raise
 
     def _keys(self, name: str, prefix: str) -> list[str]:
-        keys: list[str] = []
-        with aws_call("ListObjectsV2", f"s3://{name}/{prefix}"):
-            try:
-                pages = (
-                    self._client(name)
-                    .get_paginator("list_objects_v2")
-                    .paginate(Bucket=name, Prefix=prefix)
-                )
-                for page in pages:
-                    keys += [obj["Key"] for obj in page.get("Contents", [])]
-            except Exception as exc:
-                if error_code(exc) == "NoSuchBucket":
-                    return []
-                raise
-        return sorted(keys)
+        return list_keys(self._client(name), name, prefix)
 
     def _put_file(self, name: str, key: str, src: Path) -> None:
         digest = sha256_file(src)
