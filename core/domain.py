@@ -287,10 +287,13 @@ class Deployment(BaseModel):
     endpoint: str
     regions: list[str]
     spec: DeploymentSpec
+    # The version's library, fixed at creation like the spec: the plan depends on it (a
+    # model only its container loads has its golden data checked on the endpoint).
+    library: Library | None = None
     state: DeploymentState = DeploymentState.QUEUED
     stage: Stage = Stage.VALIDATE
     phase: Phase = Phase.FORWARD
-    step: int = 0  # index into the plan (core.plan), which is derived from kind and spec
+    step: int = 0  # index into the plan (core.plan), derived from kind, spec and library
     requested_by: str
     created_at: str
     updated_at: str

@@ -102,7 +102,11 @@ class Abort(Event):
 
 
 def plan_of(d: Deployment) -> list[Step]:
-    return retire_plan() if d.kind is Kind.RETIRE else deploy_plan(d.spec)
+    if d.kind is Kind.RETIRE:
+        return retire_plan()
+    return deploy_plan(
+        d.spec, golden_on_endpoint=d.library is not None and d.library.container_only
+    )
 
 
 # ---------------------------------------------------------------- decide
@@ -240,6 +244,10 @@ def _after_step(d: Deployment, cmd: Command, ev: Succeeded) -> tuple[Deployment,
     if action is Action.RUN_CHECKS and not result.get("passed", False):
         _log(d, StepFailed(at=at, step=step, error=f"checks failed: {summary}"))
         return _begin_undo(d, EndReason.ERROR, f"golden-data checks failed: {summary}", ev.at)
+    if action is Action.CHECK_GOLDEN and not result.get("passed", False):
+        _log(d, StepFailed(at=at, step=step, error=f"check failed: {summary}"))
+        reason = f"golden-data check on the endpoint failed: {summary}"
+        return _begin_undo(d, EndReason.ERROR, reason, ev.at)
     _log(d, StepSucceeded(at=at, step=step, summary=summary or None))
     if action is Action.BAKE and result.get("fired"):
         alarm = AlarmFired(at=at, **result["fired"][0])
@@ -386,7 +394,7 @@ def _next_undo(d: Deployment, at: datetime) -> tuple[Deployment, list[Command]]:
 # ---------------------------------------------------------------- compensation
 
 
-_ONLY_WATCHES = {Action.BAKE, Action.COLLECT, Action.ANALYZE}
+_ONLY_WATCHES = {Action.BAKE, Action.COLLECT, Action.ANALYZE, Action.CHECK_GOLDEN}
 
 _RESTORES_ENDPOINTS = {
     Action.CREATE_VARIANT,

@@ -2,7 +2,8 @@
 
 A plan is typed data (like Argo Rollouts' steps): the machine walks it, the
 steps (core.steps) carry out each action. Which steps exist depends only on the
-strategy and the gates, so the plan is fixed when the deployment is created.
+strategy, the gates and the model's library, so the plan is fixed when the deployment
+is created.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Action(StrEnum):
     SET_STATUS = "set_status"
     CREATE_VARIANT = "create_variant"
     CREATE_ALARMS = "create_alarms"
+    CHECK_GOLDEN = "check_golden"
     SHIFT_TRAFFIC = "shift_traffic"
     BAKE = "bake"
     START_SHADOW = "start_shadow"
@@ -94,7 +96,9 @@ def _rollout(steps: list[int], bake_s: float, gates: set[Gate]) -> list[Step]:
     return out
 
 
-def deploy_plan(spec: DeploymentSpec) -> list[Step]:
+def deploy_plan(spec: DeploymentSpec, golden_on_endpoint: bool = False) -> list[Step]:
+    """`golden_on_endpoint`: the model is one only its serving container loads, so its golden
+    data is checked against the candidate variant once provisioned, before traffic shifts."""
     gates = set(spec.gates)
     s = Stage
     plan: list[Step] = [
@@ -118,6 +122,8 @@ def deploy_plan(spec: DeploymentSpec) -> list[Step]:
         Step(name="create_variant", stage=s.PROVISION, action=Action.CREATE_VARIANT),
         Step(name="create_alarms", stage=s.PROVISION, action=Action.CREATE_ALARMS),
     ]
+    if golden_on_endpoint:
+        plan.append(Step(name="check_golden", stage=s.PROVISION, action=Action.CHECK_GOLDEN))
     if Gate.BEFORE_ROLLOUT in gates:
         plan.append(_gate(Gate.BEFORE_ROLLOUT, s.ROLLOUT))
     strategy = spec.strategy

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -267,6 +267,18 @@ class Serving(Protocol):
 
     def replay(self, name: str, region: str, inputs: list[Any]) -> int:
         """Send `inputs` through production and the shadow; returns how many were sent."""
+        ...
+
+
+@runtime_checkable
+class VariantCalls(Protocol):
+    """Serving that can call one variant of an endpoint, whatever its weight (SageMaker's
+    `TargetVariant`): how the golden data of a model only its container loads is checked
+    before any traffic reaches it. The embedded gateway never serves such a model."""
+
+    def predict(self, name: str, region: str, variant: str, inputs: list[Any]) -> list[Any]:
+        """One prediction per input, from `variant` alone. Raises InvalidInput when the model
+        refuses the inputs (its reason), PortError when the endpoint cannot be called."""
         ...
 
 

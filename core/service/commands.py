@@ -27,7 +27,7 @@ from core.events import Created
 from core.layout import variant_name
 from core.machine import Abort, Approve, InvalidTransition
 from core.names import InvalidName, check_model
-from core.ports import InvalidInput, NotFound, PortError
+from core.ports import InvalidInput, NotFound, PortError, VariantCalls
 from core.service.errors import BadRequest, PermissionDenied, busy_message, policy_checked
 from core.service.inputs import default_endpoint, deployment_spec
 from core.service.rollback import main_variant, served_before
@@ -120,13 +120,12 @@ class Commands(Running):
             defaults = {**defaults, "regions": [self.ws.settings.aws.region]}
         spec = deployment_spec(defaults, file, endpoint, strategy, regions)
         mv = self.version(model, version)
-        if mv.library.container_only:
-            # Checked by its files at registration; its golden data is to be checked against
-            # the endpoint before traffic shifts, which this release does not do yet.
+        if mv.library.container_only and not isinstance(self.ports.serving, VariantCalls):
+            # Its golden data can only be checked on an endpoint variant (and only its
+            # container serves it): refused before anything is recorded.
             raise BadRequest(
-                f"{model} v{version} is a {mv.library} model: deploying a model only its "
-                "serving container loads is not in this release (it registers and is "
-                "validated by its files)"
+                f"{model} v{version} is a {mv.library} model: only SageMaker serving runs "
+                "its container (set backends.serving: sagemaker)"
             )
         if spec.endpoint is None:
             spec = default_endpoint(model, spec, self.ports.serving.endpoints())
@@ -137,7 +136,7 @@ class Commands(Running):
             check_endpoint(mv, spec.endpoint, spec, current)
         except InvalidInput as exc:
             raise BadRequest(str(exc)) from None
-        d = self._draft(Kind.DEPLOY, model, version, spec.endpoint, spec)
+        d = self._draft(Kind.DEPLOY, model, version, spec.endpoint, spec, mv.library)
         if dry_run:
             return d
         audit = self._audit(
@@ -159,7 +158,13 @@ class Commands(Running):
             raise BadRequest(busy_message(exc)) from None
 
     def _draft(
-        self, kind: Kind, model: str, version: str, endpoint: str, spec: DeploymentSpec
+        self,
+        kind: Kind,
+        model: str,
+        version: str,
+        endpoint: str,
+        spec: DeploymentSpec,
+        library: Library | None = None,
     ) -> Deployment:
         now = iso(self.clock())
         return Deployment(
@@ -170,6 +175,7 @@ class Commands(Running):
             endpoint=endpoint,
             regions=list(spec.regions),
             spec=spec,
+            library=library,
             requested_by=self.actor,
             created_at=now,
             updated_at=now,

@@ -6,7 +6,8 @@ computes the same change and the same "previous" state to undo to.
 
 The handlers live with their area, an undo handler with the change it undoes:
 code (the consuming repository), artifacts (the model version: validate,
-artifact, registry status), endpoints, alarms (and bakes), shadow, retirement.
+artifact, registry status), endpoints, alarms (and bakes), the golden check on the
+endpoint, shadow, retirement.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from core.steps.artifacts import ArtifactSteps
 from core.steps.base import Done, Handler, NotYet, Outcome
 from core.steps.code import CodeSteps
 from core.steps.endpoints import EndpointSteps
+from core.steps.golden import GoldenSteps
 from core.steps.retirement import RetirementSteps
 from core.steps.shadow import ShadowSteps, read_replay
 from core.store import Store
@@ -42,6 +44,7 @@ class Executor:
         artifacts = ArtifactSteps(ws, ports, store, clock)
         endpoints = EndpointSteps(ws, ports, store, clock)
         alarms = AlarmSteps(ws, ports, store, clock)
+        golden = GoldenSteps(ws, ports, store, clock)
         shadow = ShadowSteps(ws, ports, store, clock)
         retirement = RetirementSteps(ws, ports, store, clock)
         self.handlers: dict[Action, Handler] = {
@@ -58,6 +61,7 @@ class Executor:
             Action.DRAIN_OLD: endpoints.endpoint_step,
             Action.REMOVE_TRAFFIC: endpoints.endpoint_step,
             Action.CREATE_ALARMS: alarms.create_alarms,
+            Action.CHECK_GOLDEN: golden.check_golden,
             Action.BAKE: alarms.bake,
             Action.COLLECT: shadow.collect,
             Action.ANALYZE: shadow.analyze,

@@ -28,9 +28,9 @@ def test_register_takes_a_huggingface_folder(ws: Workspace) -> None:
     assert ws.ok("register", "vision", *args).out.strip() == "1"
     listed = {m["name"] for m in ws.ok("models", "--json").json()}
     assert {"churn-llm", "vision"} <= listed
-    # deploying one is not in this release: said in one line, nothing recorded
+    # the embedded gateway cannot serve one: said in one line, nothing recorded
     refused = ws.run("deploy", "vision", "1", "--endpoint", "vision-api")
-    assert refused.code != 0 and "not in this release" in refused.err
+    assert refused.code != 0 and "only SageMaker serving runs its container" in refused.err
     assert len(refused.err.strip().splitlines()) == 1
     assert ws.ok("status", "--json").json() == []
 

@@ -5,6 +5,7 @@ made is left, and what it did not make is untouched."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from core.ports import CodeHost, Ports
 from core.service import Service
 from core.store.sqlite import SqliteStore
 from tests.support import moto_sagemaker
+from tests.support.container_models import container_golden, torchscript_archive
 from tests.support.fakes import RecordingCodeHost
 from tests.support.models import train_sklearn_regressor, write_golden
 from tests.support.moto_server import (  # noqa: F401
@@ -90,8 +92,8 @@ def _only_foreign_left(aws: Aws) -> None:  # noqa: F811
     assert "someone-else/models/churn/1/model.joblib" in left["objects"]
 
 
-def _variants(svc: Service) -> list[tuple[str, float]]:
-    config = svc.ports.serving.get_endpoint(ENDPOINT, REGION)
+def _variants(svc: Service, endpoint: str = ENDPOINT) -> list[tuple[str, float]]:
+    config = svc.ports.serving.get_endpoint(endpoint, REGION)
     assert config is not None
     return [(v.name, v.weight) for v in config.variants]
 
@@ -424,3 +426,59 @@ def test_a_deployment_goes_to_the_home_region_where_sagemaker_serves(
     artifact = train_sklearn_regressor(tmp_path / "m", seed=0)
     svc.register(MODEL, artifact, "sklearn", write_golden(artifact, Library.SKLEARN, tmp_path))
     assert svc.deploy(MODEL, "1", ENDPOINT, dry_run=True).regions == [REGION]
+
+
+def _prompts_answered(change: Any) -> Any:
+    """A container behind SageMaker's runtime answering the golden prompts of
+    tests.support.container_models.container_golden ("What is i + i?" -> change(i + i))."""
+
+    def respond(body: bytes) -> bytes:
+        answers = []
+        for instance in json.loads(body)["instances"]:
+            i = int(instance["inputs"].split()[2])
+            answers.append(change(i + i))
+        return json.dumps({"predictions": answers}).encode()
+
+    return respond
+
+
+def test_a_container_model_is_checked_on_its_variant_before_traffic_shifts(
+    tmp_path: Path,
+    aws: Aws,  # noqa: F811
+) -> None:
+    svc = _service(tmp_path / "ws", aws)
+    for v in (1, 2):
+        archive = torchscript_archive(tmp_path / f"v{v}" / "vision.pt")
+        golden = container_golden(tmp_path / f"v{v}" / "golden.jsonl")
+        svc.register("vision", archive, "pytorch", golden, "cv")
+    moto_sagemaker.LIFECYCLE.responders["vision-v1"] = _prompts_answered(str)
+    d = svc.run(svc.deploy("vision", "1", "vision-api"))
+    assert d.state is DeploymentState.SUCCEEDED, d.shown_error
+    sm: Any = aws.client("sagemaker")
+    (model,) = sm.list_models()["Models"]
+    container = sm.describe_model(ModelName=model["ModelName"])["PrimaryContainer"]
+    assert container["Image"] == IMAGES["pytorch"]
+    assert container["Environment"]["MMM_LIBRARY"] == "pytorch"
+    served = inventory(aws)
+    # v2 answers wrongly: checked on its own variant (weight 0, TargetVariant), it never
+    # gets traffic, and what its deployment made is undone
+    moto_sagemaker.LIFECYCLE.responders["vision-v2"] = _prompts_answered(lambda n: f"{n}!")
+    d = svc.run(svc.deploy("vision", "2", "vision-api", "blue-green"))
+    assert d.state is DeploymentState.FAILED
+    assert d.error is not None and "golden-data check on the endpoint failed" in d.error
+    assert 'expected "0", got "0!"' in d.error
+    assert _variants(svc, "vision-api") == [("vision-v1", 100.0)]
+    left = inventory(aws)
+    assert {k: v for k, v in left.items() if k != "objects"} == {
+        k: v for k, v in served.items() if k != "objects"
+    }
+    assert [o for o in left["objects"] if "/vision/2/" in o] == []
+    # a container that answers an error (SageMaker's ModelError) fails the case, saying why
+    moto_sagemaker.LIFECYCLE.responders["vision-v2"] = _prompts_answered(_refuse)
+    d = svc.run(svc.deploy("vision", "2", "vision-api", "blue-green"))
+    assert d.state is DeploymentState.FAILED
+    assert d.error is not None and "predict failed" in d.error and "out of memory" in d.error
+
+
+def _refuse(n: int) -> str:
+    raise RuntimeError("CUDA out of memory")

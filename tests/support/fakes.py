@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,13 @@ class _Recorder:
 
 
 class RecordingServing(_Recorder):
-    """Endpoints as plain data; captured pairs are whatever the test puts in `pairs`."""
+    """Endpoints as plain data; captured pairs are whatever the test puts in `pairs`, and a
+    variant called alone answers with what `models[variant]` gives for each input."""
 
     def __init__(self, path: Path | None = None) -> None:
         super().__init__(path)
         self.pairs: dict[str, list[CapturedPair]] = {}
+        self.models: dict[str, Callable[[Any], Any]] = {}
 
     def _key(self, name: str, region: str) -> str:
         return f"{name}@{region}"
@@ -100,6 +102,15 @@ class RecordingServing(_Recorder):
     def replay(self, name: str, region: str, inputs: list[Any]) -> int:
         self._enter("replay", (name, len(inputs)))
         return len(inputs)
+
+    def predict(self, name: str, region: str, variant: str, inputs: list[Any]) -> list[Any]:
+        self._enter("predict", (name, region, variant, len(inputs)))
+        config = self.get_endpoint(name, region)
+        if config is None or all(v.name != variant for v in config.variants):
+            raise PortError(f"endpoint {name} ({region}) has no variant {variant}")
+        if variant not in self.models:
+            raise PortError(f"no model answers for variant {variant}: set models[{variant!r}]")
+        return [self.models[variant](i) for i in inputs]
 
 
 class RecordingMonitor(_Recorder):

@@ -23,8 +23,11 @@ weights update without one. Here:
   `LIFECYCLE.responders` (variant name -> `Callable[[bytes], bytes]`: request body in,
   answer body out, `application/json`): a production variant is chosen by its current
   weight, its answer returned with `InvokedProductionVariant`; a config's shadow is asked
-  too, its answer captured and never returned. A variant without a responder, a responder
-  that raises, or no variant with weight answers a ValidationError naming it. For an
+  too, its answer captured and never returned. `TargetVariant` picks the production variant
+  whatever its weight (one the endpoint lacks is a ValidationError). A responder that
+  raises answers SageMaker's `ModelError` (424) with its message, as a container's error
+  reaches the caller; a variant without a responder, or no variant with weight, answers a
+  ValidationError naming it. For an
   endpoint the backend does not hold, moto's canned answers stay (`/moto-api/static/
   sagemaker/endpoint-results`).
 - With `DataCaptureConfig.EnableCapture`, each invocation writes, per variant that answered
@@ -191,6 +194,12 @@ def _pick(endpoint: Any) -> str:
     return str(LIFECYCLE.rng.choices(variants, weights)[0]["VariantName"])
 
 
+class _ModelError(JsonRESTError):
+    """What SageMaker answers when the container answered an error."""
+
+    code = 424
+
+
 def _answer(variant: str, body: bytes) -> bytes:
     responder = LIFECYCLE.responders.get(variant)
     if responder is None:
@@ -200,7 +209,8 @@ def _answer(variant: str, body: bytes) -> bytes:
     try:
         return responder(body)
     except Exception as exc:
-        raise _refuse(f"the responder of variant {variant!r} raised {exc!r}") from exc
+        message = f'Received client error (400) from primary with message "{exc}"'
+        raise _ModelError("ModelError", message) from exc
 
 
 def _captured(mode: str, kind: str, body: bytes, header: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +233,7 @@ class _Invocation:
     inference_id: str | None
     request_type: str
     request: bytes
+    target: str | None = None  # TargetVariant
 
 
 def _capture(call: _Invocation, config: dict[str, Any], variant: str, answer: bytes) -> None:
@@ -255,7 +266,9 @@ def _capture(call: _Invocation, config: dict[str, Any], variant: str, answer: by
 def _invoke(call: _Invocation, endpoint: Any, config: Any) -> tuple[str, bytes]:
     """The production variant that answered and its answer; the shadow answers too."""
     with LIFECYCLE.lock:
-        variant = _pick(endpoint)
+        variant = call.target or _pick(endpoint)
+        if all(v["VariantName"] != variant for v in endpoint.production_variants):
+            raise _refuse(f"endpoint {endpoint.endpoint_name} has no variant {variant!r}")
         shadows = [v["VariantName"] for v in getattr(config, "shadow_production_variants", [])]
         capture = config.data_capture_config or {}
     answer = _answer(variant, call.request)
@@ -399,6 +412,7 @@ def install() -> None:
             inference_id=self.headers.get("X-Amzn-SageMaker-Inference-Id"),
             request_type=self.headers.get("Content-Type") or "application/octet-stream",
             request=body,
+            target=self.headers.get("X-Amzn-SageMaker-Target-Variant"),
         )
         config = backend.endpoint_configs[endpoint.endpoint_config_name]
         variant, answer = _invoke(call, endpoint, config)

@@ -29,6 +29,8 @@ IMAGES = {
     "sklearn": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sklearn-serve:1",
     "xgboost": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/xgboost-serve:1",
     "onnx": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/onnx-serve:1",
+    "huggingface": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/hf-serve:1",
+    "pytorch": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/torch-serve:1",
 }
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

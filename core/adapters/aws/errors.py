@@ -89,6 +89,8 @@ def translate(exc: Exception, call: str, resource: str) -> PortError:
             )
         if code in _MISSING:
             return NotFound(f"{where}: not found ({code}): {message}")
+        if code == "ModelError":  # the container answered with an error: the model refused
+            return InvalidInput(f"{where}: the model refused ({code}): {message}")
         if code == "ValidationException" or code.startswith("Invalid"):
             return InvalidInput(f"{where}: refused by AWS ({code}): {message}")
         return PortError(f"{where}: {code or status}: {message}")

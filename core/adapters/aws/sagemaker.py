@@ -39,7 +39,7 @@ from typing import Any
 from core.adapters.aws import capture, naming
 from core.adapters.aws.autoscaling import VariantScaling
 from core.adapters.aws.errors import aws_call, error_code, error_message
-from core.adapters.aws.runtime import send
+from core.adapters.aws.runtime import predictions, send
 from core.adapters.aws.s3 import ensure_bucket, in_region
 from core.adapters.aws.session import AwsClients
 from core.ports import (
@@ -549,6 +549,20 @@ class SageMakerServing:
         for instance in inputs:
             send(self.clients, name, {"instances": [instance]}, region, uuid.uuid4().hex)
         return len(inputs)
+
+    # ------------------------------------------------------------ one variant
+
+    def predict(self, name: str, region: str, variant: str, inputs: list[Any]) -> list[Any]:
+        """`inputs` as one request to `variant` alone (`TargetVariant`: its weight may be 0)."""
+        raw, _ = send(self.clients, name, {"instances": inputs}, region, target_variant=variant)
+        found = predictions(f"endpoint {name} ({region}) variant {variant}", raw)
+        if not isinstance(found, list) or len(found) != len(inputs):
+            got = f"{len(found)} predictions" if isinstance(found, list) else "no list"
+            raise PortError(
+                f"endpoint {name} ({region}) variant {variant}: {got} for {len(inputs)} "
+                'inputs; the container must answer {"predictions": [...]}, one per instance'
+            )
+        return found
 
 
 def _weight(variant: Variant, config: EndpointConfig) -> dict[str, Any]:
