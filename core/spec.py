@@ -98,7 +98,8 @@ class Instance(Strict):
 
 
 class Autoscaling(Strict):
-    min: int = Field(default=1, ge=0, le=10_000)
+    # SageMaker keeps at least one instance of a variant it scales: 0 is refused at the door
+    min: int = Field(default=1, ge=1, le=10_000)
     max: int = Field(default=1, ge=1, le=10_000)
     target_invocations_per_instance: int = Field(default=100, ge=1, le=1_000_000)
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from core.adapters.aws import AwsClients, VariantScaling
 from core.adapters.aws.autoscaling import DIMENSION, METRIC, POLICY, _call, resource_id
-from core.ports import EndpointConfig, InvalidInput, ShadowConfig, TransientError, Variant
+from core.ports import EndpointConfig, ShadowConfig, TransientError, Variant
 from core.spec import Autoscaling
 from tests.support.moto_server import REGION, Aws, aws  # noqa: F401
 
@@ -229,9 +229,6 @@ def test_release_only_deregisters(aws: Aws) -> None:  # noqa: F811
 
 def test_refusals(aws: Aws) -> None:  # noqa: F811
     scaling = VariantScaling(aws.clients)
-    to_zero = config(variant("m-v1", 100), scaling=Autoscaling(min=0, max=2))
-    with pytest.raises(InvalidInput, match=r"autoscaling\.min is 0"):
-        scaling.reconcile("ep", REGION, to_zero)
     with pytest.raises(ValueError, match="config of ep"):
         scaling.reconcile("other", REGION, config(variant("m-v1", 100)))
     assert targets(aws) == {}

@@ -63,6 +63,7 @@ def test_everything_is_optional() -> None:
         ({"strategy": {"kind": "blue-green", "steps": [10, 50]}}, "last step must be 100"),
         ({"instance": {"count": 0}}, "f.yaml: instance.count"),
         ({"autoscaling": {"min": 5, "max": 2}}, "min must not exceed max"),
+        ({"autoscaling": {"min": 0, "max": 2}}, "f.yaml: autoscaling.min"),
         ({"regions": []}, "needs at least one region"),
         ({"endpoint": "Bad Name"}, "f.yaml: endpoint"),
         ({"env": {"API_TOKEN": "abc"}}, "API_TOKEN looks like a secret"),

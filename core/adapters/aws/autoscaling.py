@@ -41,7 +41,7 @@ from typing import Any
 
 from core.adapters.aws.errors import aws_call, error_code, error_message
 from core.adapters.aws.session import AwsClients
-from core.ports import EndpointConfig, InvalidInput, TransientError
+from core.ports import EndpointConfig, TransientError
 from core.spec import Autoscaling
 
 NAMESPACE = "sagemaker"
@@ -209,12 +209,6 @@ def _wanted(endpoint: str, region: str, config: EndpointConfig | None) -> dict[s
     if config is None or config.autoscaling is None:
         return {}
     scaling = config.autoscaling
-    if scaling.min < 1:
-        # the deployment file allows 0; SageMaker keeps at least one instance of a variant
-        raise InvalidInput(
-            f"endpoint {endpoint} ({region}): autoscaling.min is {scaling.min}, and SageMaker "
-            "scales a variant between 1 and max instances: set autoscaling.min to 1 or more"
-        )
     # A shadowed config also lists its shadow among the variants, at weight 0
     # (core.traffic.with_shadow): on SageMaker that one is the shadow variant, never scaled.
     shadow = config.shadow.variant.name if config.shadow else None
