@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from core.adapters.aws import AwsClients, VariantScaling
+from core.adapters.aws import AwsClients, SageMakerServing, VariantScaling
 from core.adapters.aws.autoscaling import DIMENSION, METRIC, POLICY, _call, resource_id
 from core.ports import EndpointConfig, ShadowConfig, TransientError, Variant
 from core.spec import Autoscaling
-from tests.support.moto_server import REGION, Aws, aws  # noqa: F401
+from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
 
 SCALING = Autoscaling(min=1, max=4, target_invocations_per_instance=50)
 WRITES = {"RegisterScalableTarget", "PutScalingPolicy", "DeleteScalingPolicy",
@@ -236,3 +236,36 @@ def test_refusals(aws: Aws) -> None:  # noqa: F811
                        "PutScalingPolicy")  # fmt: skip
     with pytest.raises(TransientError, match="under way"), _call("PutScalingPolicy", "x"):
         raise busy
+
+
+def test_a_new_variant_set_keeps_the_counts_autoscaling_reached(aws: Aws) -> None:  # noqa: F811
+    serving = SageMakerServing(aws.clients, ROLE_ARN, IMAGES)
+
+    def on_s3(v: Variant) -> Variant:
+        artifact = f"s3://mmm-production-{REGION}/models/m/{v.version}/model.joblib"
+        return v.model_copy(update={"artifact": artifact})
+
+    def settle(config: EndpointConfig) -> dict[str, tuple[int, float]]:
+        serving.apply(config)
+        while serving.settled(config.name, config.region, config) is not None:
+            pass
+        sm: Any = aws.client("sagemaker")
+        found = sm.describe_endpoint(EndpointName=config.name)["ProductionVariants"]
+        return {v["VariantName"]: (v["CurrentInstanceCount"], v["CurrentWeight"]) for v in found}
+
+    first = config(on_s3(variant("m-v1", 100)))
+    assert settle(first) == {"m-v1": (1, 100.0)}
+    sm: Any = aws.client("sagemaker")
+    # autoscaling took m-v1 to 3 instances
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ep",
+        DesiredWeightsAndCapacities=[{"VariantName": "m-v1", "DesiredInstanceCount": 3}],
+    )
+    while serving.settled("ep", REGION, first) is not None:
+        pass
+    both = config(on_s3(variant("m-v1", 100)), on_s3(variant("m-v2", 0)))
+    # m-v1 keeps its 3 (UpdateEndpoint would start it at the config's 1); the weights are
+    # the new config's, and the new variant starts at the config's count
+    assert settle(both) == {"m-v1": (3, 100.0), "m-v2": (1, 0.0)}
+    unscaled = config(on_s3(variant("m-v1", 100)), scaling=None)
+    assert settle(unscaled)["m-v1"] == (1, 100.0)  # without autoscaling the config's count

@@ -15,6 +15,9 @@ weights update without one. Here:
   sometimes does: `Updating`, then `RollingBack`, then `InService` on the OLD config with
   `FailureReason` = reason (which may be empty).
 - A weight of 0 reads back as 0, and a weights update keeps the instance count.
+- UpdateEndpoint with `RetainAllVariantProperties` keeps, for each variant the new config
+  shares with the running endpoint, its instance count and weight, less those named in
+  `ExcludeRetainedVariantProperties` (`DataCaptureConfig` is always the new config's here).
 - CreateEndpointConfig keeps `ShadowProductionVariants` (moto drops them), so
   DescribeEndpointConfig returns them with `DataCaptureConfig`; as SageMaker, a config with
   a shadow must hold exactly one production and one shadow variant, names unique, and its
@@ -127,6 +130,25 @@ def _variants(config: dict[str, Any]) -> list[dict[str, Any]]:
             variant["CurrentWeight"] = variant["DesiredWeight"] = float(weight)
         out.append(variant)
     return out
+
+
+def _retain(
+    new: list[dict[str, Any]], running: list[dict[str, Any]], retained: frozenset[str]
+) -> list[dict[str, Any]]:
+    """`new` variants with the `retained` properties of the running ones of the same name
+    (UpdateEndpoint's RetainAllVariantProperties, less ExcludeRetainedVariantProperties)."""
+    now = {v["VariantName"]: v for v in running}
+    for variant in new:
+        old = now.get(variant["VariantName"])
+        if old is None:
+            continue
+        if "DesiredInstanceCount" in retained and "CurrentInstanceCount" in old:
+            variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = old[
+                "CurrentInstanceCount"
+            ]
+        if "DesiredWeight" in retained and "CurrentWeight" in old:
+            variant["CurrentWeight"] = variant["DesiredWeight"] = old["CurrentWeight"]
+    return new
 
 
 def _advance(backend: Any, name: str) -> None:
@@ -327,7 +349,9 @@ def install() -> None:
             raise ValidationError(message=f"Cannot update in-progress endpoint '{endpoint.arn}'.")
         return endpoint
 
-    def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> str:
+    def update_endpoint(
+        self: Any, endpoint_name: str, endpoint_config_name: str, retained: frozenset[str]
+    ) -> str:
         with LIFECYCLE.lock:
             endpoint = _busy(self, endpoint_name)
             config = self.describe_endpoint_config(endpoint_config_name)
@@ -337,7 +361,7 @@ def install() -> None:
                 LIFECYCLE.looks,
                 old_config=endpoint.endpoint_config_name,
                 new_config=endpoint_config_name,
-                new_variants=_variants(config),
+                new_variants=_retain(_variants(config), endpoint.production_variants, retained),
                 fail=fail,
             )
             endpoint.endpoint_status = "Updating"
@@ -371,9 +395,15 @@ def install() -> None:
     backend_cls.update_endpoint_weights_and_capacities = update_weights  # type: ignore[method-assign]
 
     def update_endpoint_response(self: Any) -> Any:
+        retained: frozenset[str] = frozenset()
+        if self._get_param("RetainAllVariantProperties"):
+            excluded = self._get_param("ExcludeRetainedVariantProperties") or []
+            names = {e["VariantPropertyType"] for e in excluded}
+            retained = frozenset({"DesiredInstanceCount", "DesiredWeight"} - names)
         arn = self.sagemaker_backend.update_endpoint(
             endpoint_name=self._get_param("EndpointName"),
             endpoint_config_name=self._get_param("EndpointConfigName"),
+            retained=retained,
         )
         return ActionResult({"EndpointArn": arn})
 

@@ -435,9 +435,7 @@ class SageMakerServing:
             name = self._create(config)
             with aws_call("UpdateEndpoint", where):
                 sm.update_endpoint(
-                    EndpointName=config.name,
-                    EndpointConfigName=name,
-                    RetainAllVariantProperties=False,
+                    EndpointName=config.name, EndpointConfigName=name, **_kept(config)
                 )
         self._forget(config.name, config.region)
         return previous
@@ -606,6 +604,16 @@ def _serving(config: EndpointConfig) -> list[Variant]:
             f"besides the shadow {name} (found: {listed})"
         )
     return serving
+
+
+def _kept(config: EndpointConfig) -> dict[str, Any]:
+    """What an UpdateEndpoint keeps of the endpoint as it runs: where autoscaling sets the
+    counts, each variant that stays keeps the count it reached (a new one starts at the
+    config's); weights and data capture are always the new config's."""
+    if config.autoscaling is None:
+        return {"RetainAllVariantProperties": False}
+    excluded = [{"VariantPropertyType": t} for t in ("DesiredWeight", "DataCaptureConfig")]
+    return {"RetainAllVariantProperties": True, "ExcludeRetainedVariantProperties": excluded}
 
 
 def _same(a: EndpointConfig, b: EndpointConfig) -> bool:
