@@ -13,11 +13,10 @@ from typing import Any
 
 import joblib
 import pytest
-import yaml
 
 from tests.e2e.conftest import Workspace
 from tests.e2e.test_aws_cli_e2e import ENDPOINT, cloud, weights  # noqa: F401
-from tests.support.models import sample_instances, train_sklearn_regressor
+from tests.support.models import replayed_shadow_file, sample_instances, train_sklearn_regressor
 from tests.support.moto_sagemaker import LIFECYCLE
 from tests.support.moto_server import REGION, Aws, aws, inventory  # noqa: F401
 
@@ -36,24 +35,6 @@ def serves(artifact: Path) -> Any:
         return json.dumps({"predictions": [float(y) for y in model.predict(rows)]}).encode()
 
     return respond
-
-
-def shadow_file(tmp_path: Path) -> str:
-    replay = tmp_path / "replay.jsonl"
-    replay.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    path = tmp_path / "shadow.yaml"
-    spec = {
-        "endpoint": ENDPOINT,
-        "strategy": {
-            "kind": "shadow",
-            "traffic": {"replay": str(replay)},
-            "min_samples": len(ROWS),
-            "auto_approve": True,
-        },
-        "analysis": {"min_pairs": 20, "max_error_rate_increase": 0.1, "max_quantile_shift": 0.2},
-    }
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
 
 
 def captures(objects: list[str]) -> list[str]:
@@ -78,7 +59,7 @@ def test_shadow_on_sagemaker_promotes_on_pass_and_rolls_back_on_fail(
     )
     d1 = ws.ok("deploy", "churn", "1", "--endpoint", ENDPOINT, "--json").json()
     assert d1["state"] == "succeeded", d1["error"]
-    spec = shadow_file(tmp_path)
+    spec = str(replayed_shadow_file(tmp_path, ROWS, endpoint=ENDPOINT))
 
     before = inventory(aws)
     d2 = ws.ok("deploy", "churn", "2", "-f", spec, "--json").json()

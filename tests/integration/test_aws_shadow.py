@@ -26,7 +26,12 @@ from core.service import Service
 from core.store.sqlite import SqliteStore
 from core.traffic import with_shadow
 from tests.support.fakes import RecordingCodeHost
-from tests.support.models import sample_instances, train_sklearn_regressor, write_golden
+from tests.support.models import (
+    replayed_shadow_file,
+    sample_instances,
+    train_sklearn_regressor,
+    write_golden,
+)
 from tests.support.moto_sagemaker import LIFECYCLE
 from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws, inventory  # noqa: F401
 
@@ -309,24 +314,6 @@ def svc(tmp_path: Path, aws: Aws) -> Service:  # noqa: F811
     return service
 
 
-def _shadow_file(tmp_path: Path) -> Path:
-    replay = tmp_path / "replay.jsonl"
-    replay.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    spec = {
-        "strategy": {
-            "kind": "shadow",
-            "traffic": {"replay": str(replay)},
-            "min_samples": len(ROWS),
-            "auto_approve": True,
-        },
-        # 40 pairs settle a shadow this close (or this far) at these tolerances
-        "analysis": {"min_pairs": 20, "max_error_rate_increase": 0.1, "max_quantile_shift": 0.2},
-    }
-    path = tmp_path / "shadow.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
 def _served(svc: Service, aws: Aws) -> tuple[list[tuple[str, float]], dict[str, Any]]:  # noqa: F811
     """The endpoint's variants as mmm reads them, and its config as SageMaker holds it."""
     config = svc.ports.serving.get_endpoint(ENDPOINT, REGION)
@@ -354,7 +341,7 @@ def test_a_shadow_answering_like_production_is_promoted(
     stale = f"{ENDPOINT}/churn-v2/2001/01/01/00/stale.jsonl"
     s3.put_object(Bucket=CAPTURES, Key=stale, Body=b"not a capture record\n")
     before = inventory(aws)
-    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=_shadow_file(tmp_path)))
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=replayed_shadow_file(tmp_path, ROWS)))
     assert d.state is DeploymentState.SUCCEEDED, d.shown_error
     assert d.analysis is not None and d.analysis["verdict"] == "pass", d.analysis
     assert d.analysis["samples"] == len(ROWS)
@@ -381,7 +368,7 @@ def test_a_shadow_answering_shifted_values_is_rolled_back(
 ) -> None:
     LIFECYCLE.responders.update({"churn-v1": PRODUCTION, "churn-v2": BAD})
     before = inventory(aws)
-    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=_shadow_file(tmp_path)))
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=replayed_shadow_file(tmp_path, ROWS)))
     assert d.state is DeploymentState.ROLLED_BACK, d.shown_error
     assert d.analysis is not None and d.analysis["verdict"] == "fail", d.analysis
     assert "shadow analysis failed" in (d.shown_error or "")

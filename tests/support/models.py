@@ -330,3 +330,21 @@ def write_broken_artifact(dir: Path, library: Library = Library.SKLEARN) -> Path
     path = dir / f"broken{_BROKEN_SUFFIX[library]}"
     path.write_bytes(b"this is not a model\n")
     return path
+
+
+def replayed_shadow_file(folder: Path, rows: list[Any], **spec: Any) -> Path:
+    """A deployment file of an auto-approved shadow test replaying `rows` (every one needed),
+    with tolerances at which 40 pairs settle a candidate that equal (or that far off); `spec`
+    adds keys (the endpoint, say)."""
+    replay = folder / "replay.jsonl"
+    replay.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    strategy = {
+        "kind": "shadow",
+        "traffic": {"replay": str(replay)},
+        "min_samples": len(rows),
+        "auto_approve": True,
+    }
+    analysis = {"min_pairs": 20, "max_error_rate_increase": 0.1, "max_quantile_shift": 0.2}
+    path = folder / "shadow.yaml"
+    path.write_text(json.dumps({**spec, "strategy": strategy, "analysis": analysis}))
+    return path
