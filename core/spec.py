@@ -145,7 +145,11 @@ class AnalysisSpec(Strict):
     min_pairs: int = Field(default=100, ge=2, le=10_000_000)
 
 
-_SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+# A token, not a count of tokens (MAX_NEW_TOKENS) nor a tokenizer setting (TOKENIZERS_...):
+# LLM servers are configured by such names.
+_SECRET_NAME = re.compile(
+    r"(SECRET|TOKEN(?!S|IZER)|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I
+)
 _ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
 

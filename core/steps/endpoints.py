@@ -10,7 +10,7 @@ from core.domain import Command, Deployment, known
 from core.layout import variant_name
 from core.plan import Action
 from core.ports import EndpointConfig, PortError, Variant
-from core.spec import Shadow
+from core.spec import DeploymentSpec, Shadow
 from core.steps.base import (
     Done,
     EndpointEntry,
@@ -46,28 +46,15 @@ class EndpointSteps(Steps):
             weight=0,
         )
 
-    def _template(self, d: Deployment, region: str) -> EndpointConfig:
-        spec = d.spec
-        return EndpointConfig(
-            name=d.endpoint,
-            region=region,
-            variants=[],
-            instance_type=spec.instance.type,
-            instance_count=spec.instance.count,
-            env=dict(spec.env),
-            invocation_timeout_ms=spec.timeouts.invocation_ms,
-            startup_timeout_s=spec.timeouts.startup_s,
-            volume_size_gb=spec.instance.volume_gb,
-            autoscaling=spec.autoscaling,
-        )
-
     def _desired(
         self, d: Deployment, action: Action, args: dict[str, Any], entry: EndpointEntry
     ) -> EndpointConfig | None:
         config = entry_config(entry)
         name = variant_name(d.model, d.version)
         if action is Action.CREATE_VARIANT:
-            return add_variant(config, self._candidate(d), self._template(d, entry["region"]))
+            return add_variant(
+                config, self._candidate(d), endpoint_template(d.spec, d.endpoint, entry["region"])
+            )
         if config is None:
             raise PortError(f"endpoint {entry['name']} ({entry['region']}) does not exist")
         if action is Action.REMOVE_TRAFFIC:
@@ -188,6 +175,23 @@ class EndpointSteps(Steps):
                     }
                 )
         return {"targets": targets}
+
+
+def endpoint_template(spec: DeploymentSpec, endpoint: str, region: str) -> EndpointConfig:
+    """The endpoint `spec` asks for in `region`, serving nothing yet: what a new endpoint is
+    made with (core.traffic.add_variant adds the candidate)."""
+    return EndpointConfig(
+        name=endpoint,
+        region=region,
+        variants=[],
+        instance_type=spec.instance.type,
+        instance_count=spec.instance.count,
+        env=dict(spec.env),
+        invocation_timeout_ms=spec.timeouts.invocation_ms,
+        startup_timeout_s=spec.timeouts.startup_s,
+        volume_size_gb=spec.instance.volume_gb,
+        autoscaling=spec.autoscaling,
+    )
 
 
 def settle_timeout_s(startup_s: int) -> int:

@@ -14,6 +14,8 @@ weights update without one. Here:
 - `fail_next_update(reason)` makes the next UpdateEndpoint roll back silently, as SageMaker
   sometimes does: `Updating`, then `RollingBack`, then `InService` on the OLD config with
   `FailureReason` = reason (which may be empty).
+- An endpoint config takes SageMaker's newer GPU instance types (ml.g5, ml.g6, ml.g6e),
+  which moto 5.2's list predates.
 - A weight of 0 reads back as 0, and a weights update keeps the instance count.
 - UpdateEndpoint with `RetainAllVariantProperties` keeps, for each variant the new config
   shares with the running endpoint, its instance count and weight, less those named in
@@ -54,6 +56,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -111,6 +114,7 @@ class SageMakerLifecycle:
 
 
 LIFECYCLE = SageMakerLifecycle()
+_NEWER_GPUS = re.compile(r"^ml\.(g5|g6|g6e)\.(x|2x|4x|8x|12x|16x|24x|48x)large$")
 _installed = False
 
 
@@ -308,6 +312,13 @@ def install() -> None:
         return
     _installed = True
     backend_cls = sm_models.SageMakerModelBackend
+    known_types = sm_models.FakeEndpointConfig.validate_instance_type
+
+    def validate_instance_type(self: Any, instance_type: str) -> None:
+        if not _NEWER_GPUS.match(instance_type):
+            known_types(self, instance_type)
+
+    sm_models.FakeEndpointConfig.validate_instance_type = validate_instance_type  # type: ignore[method-assign]
     original_create = backend_cls.create_endpoint
     original_describe = backend_cls.describe_endpoint
     original_delete = backend_cls.delete_endpoint

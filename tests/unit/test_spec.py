@@ -67,6 +67,7 @@ def test_everything_is_optional() -> None:
         ({"regions": []}, "needs at least one region"),
         ({"endpoint": "Bad Name"}, "f.yaml: endpoint"),
         ({"env": {"API_TOKEN": "abc"}}, "API_TOKEN looks like a secret"),
+        ({"env": {"hfToken": "abc"}}, "hfToken looks like a secret"),
         ({"gates": ["whenever"]}, "f.yaml: gates.0"),
     ],
 )
@@ -87,6 +88,11 @@ def test_secret_references_pass_and_values_never_echo() -> None:
     with pytest.raises(SpecError) as err:
         parse_deployment({"env": {"DB_PASSWORD": "hunter2"}})
     assert "hunter2" not in str(err.value)
+
+
+def test_token_counts_and_tokenizer_settings_are_not_secrets() -> None:
+    env = {"MAX_NEW_TOKENS": "256", "MAX_TOTAL_TOKENS": "4096", "TOKENIZERS_PARALLELISM": "false"}
+    assert parse_deployment({"env": env}).env == env
 
 
 def test_yaml_errors_give_the_line(tmp_path: Path) -> None:

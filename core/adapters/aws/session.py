@@ -13,6 +13,9 @@ from core.ports import InvalidInput
 _RETRIES = {"max_attempts": 2, "mode": "standard"}
 _CONNECT_TIMEOUT_S = 5
 _READ_TIMEOUT_S = 30
+# An invocation may take up to SageMaker's own limit of 60 s (an LLM's answer), and is sent
+# once: a read timeout must not send a slow model's request a second time.
+_INVOCATION = {"read_timeout": 70, "retries": {"total_max_attempts": 1, "mode": "standard"}}
 REGION_PATTERN = "[a-z]{2}(?:-[a-z]+)+-[0-9]+"  # us-east-1, us-gov-west-1, ap-southeast-2
 
 
@@ -45,11 +48,10 @@ class AwsClients:
 
                 if self._session is None:
                     self._session = boto3.session.Session()
-                config = Config(
-                    retries=_RETRIES,
-                    connect_timeout=_CONNECT_TIMEOUT_S,
-                    read_timeout=_READ_TIMEOUT_S,
-                )
+                options: dict[str, Any] = {"retries": _RETRIES, "read_timeout": _READ_TIMEOUT_S}
+                if service == "sagemaker-runtime":
+                    options.update(_INVOCATION)
+                config = Config(connect_timeout=_CONNECT_TIMEOUT_S, **options)
                 self._clients[key] = self._session.client(
                     service, region_name=key[1], endpoint_url=self.endpoint_url, config=config
                 )
