@@ -73,16 +73,13 @@ def load_workspace(home: Path) -> Workspace:
     return Workspace(home=home, settings=settings)
 
 
-def _not_here(kind: str, name: str) -> WorkspaceError:
-    return WorkspaceError(
-        f"backends.{kind}: {name} is not available in this release; use the embedded "
-        f"backend ({kind}: local{' / sqlite' if kind == 'store' else ''})"
-    )
-
-
 def build_store(ws: Workspace) -> Store:
-    if ws.settings.backends.store != "sqlite":
-        raise _not_here("store", ws.settings.backends.store)
+    if ws.settings.backends.store == "dynamodb":
+        from core.adapters.aws.session import AwsClients
+        from core.store.dynamodb import DynamoStore
+
+        aws = ws.settings.aws
+        return DynamoStore(AwsClients(aws.region, aws.endpoint_url), aws.table)
     from core.store.sqlite import SqliteStore
 
     return SqliteStore(ws.home / "state.db")

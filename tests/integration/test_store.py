@@ -1,4 +1,6 @@
-"""The SQLite store on real files: revisions, locks, leases, the command log, audit."""
+"""The store on every backend (SQLite on a file, DynamoDB on moto's server): revisions,
+locks, leases, the command log, audit; and what only the SQLite store has (migrations,
+connections across a fork)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ from pathlib import Path
 import pytest
 
 from core.domain import AuditRecord, Deployment, DeploymentState, iso, utcnow
+from core.events import StepRetrying
+from core.feed import entry_between
 from core.spec import parse_deployment
-from core.store import Busy, Conflict
+from core.store import Busy, Conflict, Store
 from core.store.sqlite import SqliteStore
+from tests.support.moto_server import aws, aws_as_left  # noqa: F401
+from tests.support.stores import OpenStore, open_store, store  # noqa: F401
 
 
 def draft(id_: str = "dep-1", endpoint: str = "churn", by: str = "alice") -> Deployment:
@@ -34,12 +40,7 @@ def audit(target: str = "dep-1", actor: str = "alice") -> AuditRecord:
     return AuditRecord(at=iso(utcnow()), actor=actor, action="deploy", target=target)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "state.db")
-
-
-def test_create_get_and_save_bump_the_revision(store: SqliteStore) -> None:
+def test_create_get_and_save_bump_the_revision(store: Store) -> None:  # noqa: F811
     d = store.create(draft(), ["endpoint:churn"], audit())
     assert d.rev == 1
     loaded = store.get("dep-1")
@@ -50,7 +51,7 @@ def test_create_get_and_save_bump_the_revision(store: SqliteStore) -> None:
     assert fetched is not None and fetched.state is DeploymentState.RUNNING
 
 
-def test_a_stale_revision_is_a_conflict_and_changes_nothing(store: SqliteStore) -> None:
+def test_a_stale_revision_is_a_conflict_and_changes_nothing(store: Store) -> None:  # noqa: F811
     d = store.create(draft(), [], audit())
     store.save(d.model_copy(update={"state": DeploymentState.RUNNING}))
     with pytest.raises(Conflict):
@@ -59,14 +60,14 @@ def test_a_stale_revision_is_a_conflict_and_changes_nothing(store: SqliteStore) 
     assert fetched is not None and fetched.state is DeploymentState.RUNNING
 
 
-def test_two_writers_racing_never_both_win(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    SqliteStore(path).create(draft(), [], audit())
+def test_two_writers_racing_never_both_win(open_store: OpenStore) -> None:  # noqa: F811
+    open_store().create(draft(), [], audit())
     wins: list[str] = []
     barrier = threading.Barrier(8)
+    stores = [open_store() for _ in range(8)]
 
     def writer(n: int) -> None:
-        s = SqliteStore(path)
+        s = stores[n]
         d = s.get("dep-1")
         assert d is not None
         barrier.wait()
@@ -82,11 +83,11 @@ def test_two_writers_racing_never_both_win(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(wins) == 1
-    final = SqliteStore(path).get("dep-1")
+    final = open_store().get("dep-1")
     assert final is not None and final.error == wins[0] and final.rev == 2
 
 
-def test_one_active_deployment_per_endpoint(store: SqliteStore) -> None:
+def test_one_active_deployment_per_endpoint(store: Store) -> None:  # noqa: F811
     d = store.create(draft("dep-1"), ["endpoint:churn"], audit())
     with pytest.raises(Busy) as err:
         store.create(draft("dep-2", by="bob"), ["endpoint:churn"], audit("dep-2", "bob"))
@@ -97,7 +98,7 @@ def test_one_active_deployment_per_endpoint(store: SqliteStore) -> None:
     store.create(draft("dep-3"), ["endpoint:churn"], audit("dep-3"))  # free again
 
 
-def test_leases_exclude_other_owners_until_they_expire(store: SqliteStore) -> None:
+def test_leases_exclude_other_owners_until_they_expire(store: Store) -> None:  # noqa: F811
     store.create(draft(), [], audit())
     assert store.acquire_lease("dep-1", "w1", ttl_s=10, now=100.0)
     assert store.acquire_lease("dep-1", "w1", ttl_s=10, now=105.0)  # renewal
@@ -107,14 +108,14 @@ def test_leases_exclude_other_owners_until_they_expire(store: SqliteStore) -> No
     assert store.acquire_lease("dep-1", "w3", ttl_s=10, now=117.0)
 
 
-def test_command_log_keeps_the_first_result(store: SqliteStore) -> None:
+def test_command_log_keeps_the_first_result(store: Store) -> None:  # noqa: F811
     assert store.command_result("k") is None
     store.record_command("k", "dep-1", {"result": {"n": 1}}, "t")
     store.record_command("k", "dep-1", {"result": {"n": 2}}, "t")
     assert store.command_result("k") == {"result": {"n": 1}}
 
 
-def test_runnable_skips_gated_and_sleeping_deployments(store: SqliteStore) -> None:
+def test_runnable_skips_gated_and_sleeping_deployments(store: Store) -> None:  # noqa: F811
     d = store.create(draft(), [], audit())
     assert store.runnable(now=0) == ["dep-1"]  # queued
     gated = d.model_copy(update={"state": DeploymentState.WAITING_APPROVAL, "pending": []})
@@ -138,7 +139,7 @@ def test_reopening_migrates_once(tmp_path: Path) -> None:
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_find_by_prefix(store: SqliteStore) -> None:
+def test_find_by_prefix(store: Store) -> None:  # noqa: F811
     store.create(draft("dep-260101-abc123"), [], audit())
     store.create(draft("dep-260101-abd999", endpoint="other"), [], audit())
     assert [d.id for d in store.find("dep-260101-abc")] == ["dep-260101-abc123"]
@@ -146,7 +147,7 @@ def test_find_by_prefix(store: SqliteStore) -> None:
 
 
 def test_shared_locks_go_together_and_exclusive_ones_wait_for_every_holder(
-    store: SqliteStore,
+    store: Store,  # noqa: F811
 ) -> None:
     store.create(draft("dep-a", endpoint="a"), ["endpoint:a"], audit(), shared=["version:m:1"])
     store.create(draft("dep-b", endpoint="b"), ["endpoint:b"], audit(), shared=["version:m:1"])
@@ -163,7 +164,7 @@ def test_shared_locks_go_together_and_exclusive_ones_wait_for_every_holder(
     assert store.get("dep-c") is None  # nothing half-created
 
 
-def test_remember_keeps_the_first_value_and_computes_it_once(store: SqliteStore) -> None:
+def test_remember_keeps_the_first_value_and_computes_it_once(store: Store) -> None:  # noqa: F811
     calls: list[int] = []
 
     def compute() -> dict[str, int]:
@@ -178,7 +179,7 @@ def test_remember_keeps_the_first_value_and_computes_it_once(store: SqliteStore)
 def test_a_program_started_while_another_thread_holds_the_store_starts(tmp_path: Path) -> None:
     """A child forked to run a program drops the other threads' connections at once; that
     must not wait for locks those threads held at the fork (it would hang before exec)."""
-    store = SqliteStore(tmp_path / "state.db")
+    store = SqliteStore(tmp_path / "state.db")  # noqa: F811
     holding, release = threading.Event(), threading.Event()
 
     def busy() -> None:
@@ -197,3 +198,65 @@ def test_a_program_started_while_another_thread_holds_the_store_starts(tmp_path:
         proc.kill()
         release.set()
         thread.join()
+
+
+def test_the_feed_is_in_commit_order_with_many_writers(open_store: OpenStore) -> None:  # noqa: F811
+    first = open_store()
+    ids = [f"dep-{n}" for n in range(4)]
+    for id_ in ids:
+        first.create(draft(id_, endpoint=id_), [f"endpoint:{id_}"], audit(id_))
+    start = first.last_change()
+    assert [e.deployment_id for e in first.changes_since(0)] == ids
+
+    def writer(id_: str) -> None:
+        s = open_store()
+        for n in range(5):
+            before = s.get(id_)
+            assert before is not None
+            after = before.model_copy(update={"error": f"look {n}"}, deep=True)
+            after.events.append(StepRetrying(at=iso(utcnow()), step="x", error=f"e{n}",
+                                             attempt=n + 1, until=iso(utcnow())))  # fmt: skip
+            s.save(after, entry=entry_between(before, after))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    feed = first.changes_since(start)
+    assert len(feed) == 20
+    seqs = [e.seq for e in feed]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 20
+    for id_ in ids:  # each deployment's changes in the order of its revisions
+        assert [e.rev for e in feed if e.deployment_id == id_] == [2, 3, 4, 5, 6]
+    assert first.last_change() == seqs[-1]
+    assert first.changes_since(seqs[9], limit=3) == feed[10:13]
+
+
+def test_cursors_deliveries_and_workers(store: Store) -> None:  # noqa: F811
+    assert store.cursor("slack") == 0 and store.last_change() == 0
+    store.set_cursor("slack", 7)
+    store.set_cursor("slack", 9)
+    assert store.cursor("slack") == 9 and store.cursor("other") == 0
+    assert store.delivery("slack", "dep-1") is None
+    store.set_delivery("slack", "dep-1", {"channel": "C1", "ts": "1.2"})
+    store.set_delivery("slack", "dep-1", {"channel": "C1", "ts": "1.3"})
+    assert store.delivery("slack", "dep-1") == {"channel": "C1", "ts": "1.3"}
+    store.heartbeat("w1", 100.0)
+    store.heartbeat("w2", 90.0)
+    assert sorted(store.live_workers(now=105.0, within_s=10)) == ["w1"]
+    store.forget_worker("w1")
+    assert store.live_workers(now=105.0, within_s=100) == ["w2"]
+
+
+def test_an_ended_deployment_holds_no_lease_and_no_lock(store: Store) -> None:  # noqa: F811
+    d = store.create(draft(), ["endpoint:churn"], audit(), shared=["version:churn:1"])
+    assert store.acquire_lease("dep-1", "w1", ttl_s=60, now=100.0)
+    d = store.save(d.model_copy(update={"state": DeploymentState.FAILED}))
+    assert store.acquire_lease("dep-1", "w2", ttl_s=60, now=101.0)  # w1's went with it
+    store.create(draft("ret-1", endpoint="churn"), ["endpoint:churn", "version:churn:1"],
+                 audit("ret-1"))  # fmt: skip
+    # saving an ended deployment again (a note on it) changes no lock
+    store.save(d.model_copy(update={"error": "noted"}))
+    with pytest.raises(Busy, match="ret-1"):
+        store.create(draft("dep-2"), ["endpoint:churn"], audit("dep-2"))

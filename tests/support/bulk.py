@@ -23,6 +23,7 @@ from core.domain import Deployment, DeploymentState, Kind, iso
 from core.events import Created
 from core.spec import DeploymentSpec, parse_deployment
 from core.sqlite_db import write_transaction
+from core.store.dynamodb import DynamoStore
 from core.store.sqlite import SqliteStore
 from core.store.sqlite_rows import insert_deployments
 
@@ -94,7 +95,10 @@ def drafts(n: int, seed: int = 0, start: datetime = START) -> list[Deployment]:
     return out
 
 
-def bulk_insert(store: SqliteStore, deployments: Iterable[Deployment]) -> None:
+def bulk_insert(store: SqliteStore | DynamoStore, deployments: Iterable[Deployment]) -> None:
     created = (d.model_copy(update={"rev": 1}) for d in deployments)
+    if isinstance(store, DynamoStore):
+        store.insert_deployments(created)
+        return
     with write_transaction(store.db):
         insert_deployments(store.db, created)

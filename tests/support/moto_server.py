@@ -1,5 +1,5 @@
-"""One moto server per test session, over real HTTP on 127.0.0.1, with SageMaker extended
-(tests.support.moto_sagemaker). Tests reach it through boto3's `endpoint_url`, with dummy
+"""One moto server per test session, over real HTTP on 127.0.0.1, with SageMaker, CloudWatch
+and DynamoDB extended (tests.support.moto_sagemaker, moto_cloudwatch, moto_dynamodb). Tests reach it through boto3's `endpoint_url`, with dummy
 credentials set here: a test never reaches AWS.
 
 moto's state is global per server: the `aws` fixture resets it (`/moto-api/reset`) and the
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from core.adapters.aws.session import AwsClients
-from tests.support import moto_cloudwatch, moto_sagemaker
+from tests.support import moto_cloudwatch, moto_dynamodb, moto_sagemaker
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -61,6 +61,7 @@ def server_url() -> str:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
             moto_sagemaker.install()
             moto_cloudwatch.install()
+            moto_dynamodb.install()
             port = _free_port()
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             server.start()
@@ -87,14 +88,22 @@ class Aws:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+def aws(aws_as_left: Aws) -> Aws:
     """A fresh moto server state, dummy credentials, and clients pointed at the server."""
+    reset()
+    return aws_as_left
+
+
+@pytest.fixture
+def aws_as_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """Dummy credentials and clients pointed at the server, whose state is as the tests
+    before left it (another test may reset it at any time: use it only for what can be
+    made again)."""
     for name, value in DUMMY_ENV.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
     url = server_url()
-    reset()
     yield Aws(url, AwsClients(REGION, url))
 
 
