@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.domain import AuditRecord, Deployment, DeploymentState, Kind, UsageKind, UsageSite
-from core.store import DeploymentQuery, Store
+from core.store import DeploymentQuery, Store, StoreError
 from core.store.dynamodb import DynamoStore
 from core.store.sqlite import SqliteStore
 from tests.support.bulk import bulk_insert, drafts
@@ -69,6 +69,13 @@ def _close_built() -> Iterator[None]:
     _BUILT.clear()
 
 
+def _still_there(built: Filled) -> bool:
+    try:
+        return built.store.get(built.written[0].id) is not None
+    except StoreError:  # the table too is gone
+        return False
+
+
 @pytest.fixture(
     params=[
         pytest.param(("sqlite", 2_000), id="sqlite-2000"),
@@ -83,7 +90,7 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     built = _BUILT.get((backend, size))
     if backend == "dynamodb":
         aws: Aws = request.getfixturevalue("aws_as_left")
-        if built is None or built.store.get(built.written[0].id) is None:
+        if built is None or not _still_there(built):
             written = drafts(size, seed=7)
             dynamo = DynamoStore(aws.clients, _TABLE)
             bulk_insert(dynamo, written)
