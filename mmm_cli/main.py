@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -52,7 +52,7 @@ def slack_config() -> Any:
     return SlackConfig.from_env()
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"mmm: error: {message}", err=True)
     sys.exit(code)
 
@@ -462,6 +462,33 @@ def worker(c: Ctx, once: bool) -> None:
             signal.signal(sig, lambda *_: stop.set())
         click.echo(f"worker {w.name} running on {c.home}; Ctrl-C stops it", err=True)
         w.run_forever(stop)
+
+
+@cli.command(name="migrate-state")
+@pass_ctx
+@handled
+def migrate_state(c: Ctx) -> None:
+    """Copy this workspace's SQLite state (state.db) into the DynamoDB table mmm.yaml names
+    (backends.store: dynamodb, aws.table), history and all. Stop every worker first."""
+    from core.bootstrap import build_store, load_workspace
+    from core.store import StoreError
+    from core.store.dynamodb import DynamoStore
+    from core.store.migrate import copy_state
+    from core.store.sqlite import SqliteStore
+
+    ws = load_workspace(c.home)
+    if ws.settings.backends.store != "dynamodb":
+        _fail("set backends.store: dynamodb (and aws.table) in mmm.yaml: the copy goes there", 2)
+    path = ws.home / "state.db"
+    if not path.is_file():
+        _fail(f"{path}: no SQLite state to copy", 2)
+    try:
+        dest = build_store(ws)
+        assert isinstance(dest, DynamoStore)
+        copied = copy_state(SqliteStore(path), dest)
+    except StoreError as exc:
+        _fail(str(exc), 1)
+    click.echo(f"copied {copied.summary()} into DynamoDB table {ws.settings.aws.table}")
 
 
 @cli.command()

@@ -29,12 +29,19 @@ from core.store import Busy, Conflict, DeploymentQuery, StoreError, load_record
 from core.store.dynamodb_table import (
     LISTED,
     SUMMARY,
+    audit_item,
+    command_item,
+    cursor_item,
+    delivery_item,
     deployment_item,
+    feed_item,
+    held_locks_item,
+    intent_item,
     number,
-    pack,
     seq_key,
     table_definition,
     unpack,
+    usage_item,
 )
 
 _SEQ = {"pk": "seq", "sk": "-"}
@@ -228,21 +235,10 @@ class DynamoStore:
         return {"Put": op}
 
     def _audit_op(self, record: AuditRecord, seq: int) -> dict[str, Any]:
-        return self._put_op(
-            {
-                "pk": "audit",
-                "sk": seq_key(seq),
-                "at": record.at,
-                "actor": record.actor,
-                "action": record.action,
-                "target": record.target,
-                "detail": json.dumps(record.detail),
-            }
-        )
+        return self._put_op(audit_item(record, seq))
 
     def _feed_op(self, entry: FeedEntry, seq: int) -> dict[str, Any]:
-        body = entry.model_dump_json(exclude={"seq"})
-        return self._put_op({"pk": "feed", "sk": seq_key(seq), "body": body})
+        return self._put_op(feed_item(entry.model_dump_json(exclude={"seq"}), seq))
 
     # ------------------------------------------------------------ deployments
 
@@ -301,8 +297,7 @@ class DynamoStore:
             assert seq is not None
             items = [self._put_op(deployment_item(d), "attribute_not_exists(pk)")]
             items += [self._lock_op(name, d, is_shared) for name, is_shared in wanted]
-            held = {"pk": f"dep#{d.id}", "sk": "locks", "locks": [list(w) for w in wanted]}
-            items.append(self._put_op(held))
+            items.append(self._put_op(held_locks_item(d.id, wanted)))
             items.append(self._audit_op(audit, seq))
             if entry is not None:
                 items.append(self._feed_op(entry, seq))
@@ -357,13 +352,56 @@ class DynamoStore:
         """Write deployments as they are, without locks, audit or feed entries: a copy of
         records kept elsewhere (tests, a move of state). Not one transaction: a copy
         interrupted is made again."""
-        puts = [{"PutRequest": {"Item": self._item(deployment_item(d))}} for d in deployments]
+        self.write_items(deployment_item(d) for d in deployments)
+
+    def write_items(self, items: Iterable[dict[str, Any]]) -> int:
+        """Put `items` (plain values, keys included) as they are, 25 to a request; how many.
+        For copies of state only (core.store.migrate): nothing here keeps the store's rules."""
+        puts = [{"PutRequest": {"Item": self._item(i)}} for i in items]
         for start in range(0, len(puts), _BATCH_WRITE):
             request: dict[str, Any] = {self.table: puts[start : start + _BATCH_WRITE]}
             while request:
                 with _dynamodb("BatchWriteItem"):
                     answer = self._db.batch_write_item(RequestItems=request)
                 request = answer.get("UnprocessedItems") or {}
+        return len(puts)
+
+    def claim_for_copy(self, source: str) -> None:
+        """Mark the table as the copy of `source` under way; refuses (StoreError) a table
+        that holds other state, or a finished copy. A copy interrupted is claimed again."""
+        marker = {"pk": "copy", "sk": "-", "source": source, "done": False}
+        condition = "attribute_not_exists(pk) OR (#s = :s AND done = :no)"
+        fresh = {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": self._key(_SEQ["pk"]),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        claim = self._put_op(marker, condition)
+        claim["Put"]["ExpressionAttributeNames"] = {"#s": "source"}
+        claim["Put"]["ExpressionAttributeValues"] = self._item({":s": source, ":no": False})
+        with _dynamodb("TransactWriteItems"):
+            try:
+                self._db.transact_write_items(TransactItems=[fresh, claim])
+                return
+            except self._db.exceptions.TransactionCanceledException:
+                pass
+        copy = self._get("copy")
+        if copy is None:
+            raise StoreError(f"table {self.table} holds mmm state already")
+        done = "a finished copy" if copy.get("done") else "the copy under way"
+        raise StoreError(f"table {self.table} holds {done} of {copy['source']}")
+
+    def finish_copy(self, source: str, seq: int) -> None:
+        """The copy of `source` is whole: the sequence goes on from `seq`, and the table is
+        the store's from now on."""
+        start = {"pk": _SEQ["pk"], "sk": "-", "n": seq}
+        done = {"pk": "copy", "sk": "-", "source": source, "done": True}
+        with _dynamodb("TransactWriteItems"):
+            self._db.transact_write_items(
+                TransactItems=[self._put_op(start, "attribute_not_exists(pk)"), self._put_op(done)]
+            )
 
     def _load(self, item: dict[str, Any]) -> Deployment:
         columns = {k: item.get(k) for k in SUMMARY}
@@ -508,14 +546,14 @@ class DynamoStore:
         return int(found["seq"]) if found else 0
 
     def set_cursor(self, consumer: str, seq: int) -> None:
-        self._put({"pk": "cursors", "sk": consumer, "seq": seq})
+        self._put(cursor_item(consumer, seq))
 
     def delivery(self, consumer: str, deployment_id: str) -> dict[str, Any] | None:
         found = self._get(f"delivery#{consumer}", deployment_id)
         return dict(json.loads(found["body"])) if found else None
 
     def set_delivery(self, consumer: str, deployment_id: str, data: dict[str, Any]) -> None:
-        self._put({"pk": f"delivery#{consumer}", "sk": deployment_id, "body": json.dumps(data)})
+        self._put(delivery_item(consumer, deployment_id, data))
 
     # ------------------------------------------------------------ leases
 
@@ -553,17 +591,15 @@ class DynamoStore:
         return dict(json.loads(unpack(found["result"]))) if found else None
 
     def record_command(self, key: str, deployment_id: str, result: dict[str, Any], at: str) -> None:
-        item = {"pk": f"cmd#{key}", "sk": "-", "deployment_id": deployment_id, "at": at}
-        self._put({**item, "result": pack(result)}, "attribute_not_exists(pk)")
+        self._put(command_item(key, deployment_id, result, at), "attribute_not_exists(pk)")
 
     def remember(
         self, key: str, deployment_id: str, compute: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
         found = self._get(f"intent#{key}")
         if found is None:
-            value = pack(compute())
-            item = {"pk": f"intent#{key}", "sk": "-", "deployment_id": deployment_id}
-            self._put({**item, "body": value}, "attribute_not_exists(pk)")
+            item = intent_item(key, deployment_id, compute())
+            self._put(item, "attribute_not_exists(pk)")
             found = self._get(f"intent#{key}")  # the first to write wins
             assert found is not None
         return dict(json.loads(unpack(found["body"])))
@@ -605,9 +641,8 @@ class DynamoStore:
         strangers = sorted({s.model for s in sites} - {model})
         if strangers:
             raise ValueError(f"usage sites of {', '.join(strangers)} given as sites of {model}")
-        body = [s.model_dump(mode="json") for s in sites]
         # one item per model: replacing it is one write, so a reader sees the old or the new
-        self._put({"pk": "usage", "sk": model, "body": pack(body)})
+        self._put(usage_item(model, sites))
 
     def usage_index(
         self, model: str | None = None, offset: int = 0, limit: int = 500

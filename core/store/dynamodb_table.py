@@ -30,7 +30,7 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
-from core.domain import Deployment
+from core.domain import AuditRecord, Deployment, UsageSite
 
 SEQ_DIGITS = 20
 LISTED = "D"  # the one partition of the listing indexes
@@ -141,3 +141,61 @@ def deployment_item(d: Deployment, locks: list[list[Any]] | None = None) -> dict
 def number(value: float) -> Decimal:
     """A float as DynamoDB takes a number (boto3 refuses floats: they may not round-trip)."""
     return Decimal(repr(float(value)))
+
+
+# ---------------------------------------------------------------- the other items
+
+
+def audit_item(record: AuditRecord, seq: int) -> dict[str, Any]:
+    return {
+        "pk": "audit",
+        "sk": seq_key(seq),
+        "at": record.at,
+        "actor": record.actor,
+        "action": record.action,
+        "target": record.target,
+        "detail": json.dumps(record.detail),
+    }
+
+
+def feed_item(body: str, seq: int) -> dict[str, Any]:
+    """`body`: the entry's JSON, without its seq (the key holds it)."""
+    return {"pk": "feed", "sk": seq_key(seq), "body": body}
+
+
+def held_locks_item(deployment_id: str, locks: list[tuple[str, bool]]) -> dict[str, Any]:
+    """The locks a deployment holds (name, shared): what its end releases."""
+    return {"pk": f"dep#{deployment_id}", "sk": "locks", "locks": [list(lk) for lk in locks]}
+
+
+def lock_item(name: str, holders: dict[str, tuple[str, bool]]) -> dict[str, Any]:
+    """A lock with its holders (deployment id -> (requested by, shared)), as the store's
+    transactions leave it."""
+    item: dict[str, Any] = {"pk": f"lock#{name}", "sk": "-", "n": len(holders)}
+    for deployment_id, (by, shared) in holders.items():
+        item[f"h:{deployment_id}"] = {"by": by, "shared": shared}
+        if not shared:
+            item["excl"] = deployment_id
+    return item
+
+
+def command_item(key: str, deployment_id: str, result: dict[str, Any], at: str) -> dict[str, Any]:
+    return {"pk": f"cmd#{key}", "sk": "-", "deployment_id": deployment_id, "at": at,
+            "result": pack(result)}  # fmt: skip
+
+
+def intent_item(key: str, deployment_id: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"pk": f"intent#{key}", "sk": "-", "deployment_id": deployment_id, "body": pack(value)}
+
+
+def usage_item(model: str, sites: list[UsageSite]) -> dict[str, Any]:
+    """Every usage site of a model in one item: replacing them is one write."""
+    return {"pk": "usage", "sk": model, "body": pack([s.model_dump(mode="json") for s in sites])}
+
+
+def cursor_item(consumer: str, seq: int) -> dict[str, Any]:
+    return {"pk": "cursors", "sk": consumer, "seq": seq}
+
+
+def delivery_item(consumer: str, deployment_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"pk": f"delivery#{consumer}", "sk": deployment_id, "body": json.dumps(data)}
