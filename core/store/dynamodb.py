@@ -17,6 +17,7 @@ keeps up to date within a fraction of a second.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -515,7 +516,12 @@ class DynamoStore:
         return sum(p["Count"] for p in self._query(select="COUNT", **args))
 
     def runnable(self, now: float) -> list[str]:
-        due = self._query("due_k = :d AND due <= :now", {":d": LISTED, ":now": number(now)}, "due")
+        if math.isinf(now):  # every one due some day (DynamoDB holds no infinity)
+            due = self._query("due_k = :d", {":d": LISTED}, "due")
+        else:
+            due = self._query(
+                "due_k = :d AND due <= :now", {":d": LISTED, ":now": number(now)}, "due"
+            )
         return [str(i["id"]) for i in sorted(due, key=lambda i: (i["created_at"], i["id"]))]
 
     def next_due(self) -> float | None:

@@ -118,6 +118,7 @@ def test_command_log_keeps_the_first_result(store: Store) -> None:  # noqa: F811
 def test_runnable_skips_gated_and_sleeping_deployments(store: Store) -> None:  # noqa: F811
     d = store.create(draft(), [], audit())
     assert store.runnable(now=0) == ["dep-1"]  # queued
+    assert store.runnable(now=float("inf")) == ["dep-1"]  # what a worker waits for
     gated = d.model_copy(update={"state": DeploymentState.WAITING_APPROVAL, "pending": []})
     d = store.save(gated)
     assert store.runnable(now=1e12) == []
