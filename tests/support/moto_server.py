@@ -14,6 +14,7 @@ import socket
 import threading
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,52 @@ def aws_as_left(monkeypatch: pytest.MonkeyPatch) -> Aws:
     before left it (another test may reset it at any time: use it only for what can be
     made again)."""
     return _pointed(monkeypatch)
+
+
+def inventory(aws: Aws, region: str = REGION) -> dict[str, list[str]]:
+    """Everything on the server: S3 objects (every region's), and SageMaker models, configs,
+    endpoints, CloudWatch alarms and dashboards of `region`."""
+    s3: Any = aws.client("s3")
+    sm: Any = aws.client("sagemaker", region)
+    cw: Any = aws.client("cloudwatch", region)
+    objects = []
+    for bucket in s3.list_buckets().get("Buckets", []):
+        for obj in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
+            objects.append(f"{bucket['Name']}/{obj['Key']}")
+    return {
+        "objects": sorted(objects),
+        "models": sorted(m["ModelName"] for m in sm.list_models()["Models"]),
+        "configs": sorted(
+            c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        ),
+        "endpoints": sorted(e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]),
+        "alarms": sorted(a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]),
+        "dashboards": sorted(d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"]),
+    }
+
+
+def foreign_things(aws: Aws) -> None:
+    """Resources mmm did not make, which it must leave alone."""
+    s3: Any = aws.client("s3")
+    sm: Any = aws.client("sagemaker")
+    cw: Any = aws.client("cloudwatch")
+    s3.create_bucket(Bucket="someone-else")
+    s3.put_object(Bucket="someone-else", Key="models/churn/1/model.joblib", Body=b"x")
+    sm.create_model(
+        ModelName="their-model",
+        ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={"Image": IMAGES["sklearn"], "ModelDataUrl": "s3://someone-else/m"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="their-config",
+        ProductionVariants=[
+            {"VariantName": "a", "ModelName": "their-model", "InstanceType": "ml.m5.large",
+             "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}
+        ],
+    )  # fmt: skip
+    sm.create_endpoint(EndpointName="their-endpoint", EndpointConfigName="their-config")
+    cw.put_metric_alarm(
+        AlarmName="their-alarm", MetricName="CPUUtilization", Namespace="AWS/EC2",
+        Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=90.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
