@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_container_model",
     "check_present",
     "safetensors_tensors",
+    "weights_format",
 ]
 
 # The safetensors library refuses a longer header; a length beyond it is a damaged file.
@@ -161,10 +163,25 @@ def _check_config(folder: Path) -> None:
         raise _bad(path, "model_type is not a name")
 
 
+# The weight files of a Hugging Face folder, by format, in the order servers take them when
+# a folder holds both.
+_WEIGHTS = {"safetensors": "*.safetensors", "bin": "pytorch_model*.bin"}
+
+
+def weights_format(names: Iterable[str]) -> str | None:
+    """The weights' format of a Hugging Face folder whose files (at its top) are `names`, or
+    None without weights: for a registry that lists a folder's files without sending them."""
+    listed = list(names)  # looked through once per format
+    return next(
+        (fmt for fmt, pattern in _WEIGHTS.items() if any(fnmatch(n, pattern) for n in listed)),
+        None,
+    )
+
+
 def _check_weights(folder: Path) -> tuple[str, dict[str, set[str]]]:
     """The weights' format, and the tensors each safetensors file holds (by file name)."""
-    safetensors = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
-    bins = sorted(p for p in folder.glob("pytorch_model*.bin") if p.is_file())
+    safetensors = sorted(p for p in folder.glob(_WEIGHTS["safetensors"]) if p.is_file())
+    bins = sorted(p for p in folder.glob(_WEIGHTS["bin"]) if p.is_file())
     if not safetensors and not bins:
         raise _bad(folder, "no weights (*.safetensors or pytorch_model*.bin)")
     tensors = {path.name: safetensors_tensors(path) for path in safetensors}

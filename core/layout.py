@@ -45,18 +45,41 @@ def artifact_prefix(model: str, version: str | None = None) -> str:
 
 
 def artifact_key(model: str, version: str, filename: str) -> str:
+    """The key of a version's file, or of its folder when `filename` ends in `/` (a model
+    only its serving container loads, kept whole: an S3 prefix, a folder locally)."""
     return f"{artifact_prefix(model, version)}{filename}"
 
 
+def artifact_name(uri: str) -> str:
+    """The name an artifact's URI ends with, a folder's with its `/` (`.../7/model/` ->
+    `model/`): its name under another bucket or version, where it stays a folder."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    return f"{name}/" if uri.endswith("/") else name
+
+
 def parse_artifact_key(key: str) -> tuple[str, str] | None:
-    """(model, version) of a key made by `artifact_key`; None for any other key."""
+    """(model, version) of a key made by `artifact_key` (a file's, or a folder's ending in
+    `/`), or of a file inside such a folder; None for any other key."""
     parts = key.split("/")
-    if len(parts) < 4 or parts[0] != "models" or not parts[-1]:
+    # parts[3] is the file or folder name: empty for the version's own prefix (`models/m/1/`)
+    if len(parts) < 4 or parts[0] != "models" or not parts[3]:
         return None
     try:
         return parts[1], check_version(parts[2])
     except ValueError:
         return None
+
+
+def artifact_root(key: str) -> str | None:
+    """The key of the whole artifact that stored key `key` is part of: a file right under its
+    version is its own; a file inside a folder artifact is part of the folder
+    (`models/m/1/model/config.json` -> `models/m/1/model/`). None for a key
+    `parse_artifact_key` refuses. A bucket lists objects one by one; usage and retirement
+    count and move whole artifacts, so a model folder is never half moved."""
+    if parse_artifact_key(key) is None:
+        return None
+    parts = key.split("/")
+    return key if len(parts) == 4 else "/".join(parts[:4]) + "/"
 
 
 # ---------------------------------------------------------------- alarms

@@ -14,6 +14,7 @@ from core.layout import (
     ALARM_PREFIX,
     DESCRIPTORS,
     artifact_prefix,
+    artifact_root,
     parse_alarm_name,
     parse_artifact_key,
     parse_descriptor_path,
@@ -59,11 +60,24 @@ def endpoint_sites(
     return sites
 
 
+def whole_artifacts(store: ArtifactStore, uris: list[str]) -> list[str]:
+    """The artifacts that listed objects `uris` make up, each once, in listing order: a file
+    as itself, the files of a folder artifact as the folder's URI (ending in `/`). An object
+    whose key is not an artifact's stays as it is (so that retirement still moves it)."""
+    out: dict[str, None] = {}
+    for uri in uris:
+        located = store.locate(uri)
+        root = artifact_root(located[1]) if located is not None else None
+        out[store.uri(located[0], root) if located is not None and root else uri] = None
+    return list(out)
+
+
 def artifact_sites(
     store: ArtifactStore, uris: list[str], model: str, versions: set[str] | None
 ) -> list[UsageSite]:
+    """The artifacts of `model` among listed objects `uris` (a model folder is one site)."""
     sites = []
-    for uri in uris:
+    for uri in whole_artifacts(store, uris):
         located = store.locate(uri)
         parsed = parse_artifact_key(located[1]) if located is not None else None
         if parsed and parsed[0] == model and (versions is None or parsed[1] in versions):

@@ -9,9 +9,14 @@ Per endpoint and model, codegen owns exactly the paths of `managed_paths`:
 | `tests/mmm/test_<module>_golden.py` | a pytest check: the candidate reproduces the golden data |
 | `tests/mmm/golden/<endpoint>.jsonl` | the golden cases it reads |
 
-The two test paths are written only when the version has golden data. The
-output depends on the context alone (no clock, no host names), so rendering
-the same context twice gives the same bytes and an unchanged change.
+The two test paths are written only when the version has golden data. For a
+model only its serving container loads (`Library.container_only`), nothing
+beside mmm's checks can load it: its golden test is skipped, saying why, and
+the descriptor says `verification.golden_on: endpoint` (the golden data is
+checked on its variant once provisioned, before traffic shifts: `core.steps.golden`);
+otherwise `golden_on: tests`. The output depends on the context alone (no
+clock, no host names), so rendering the same context twice gives the same
+bytes and an unchanged change.
 """
 
 from __future__ import annotations
@@ -34,8 +39,12 @@ from core.versions import Version, shown
 
 __all__ = [
     "GATEWAY_ENV",
+    "GOLDEN_ON_ENDPOINT",
+    "GOLDEN_ON_TESTS",
     "CodegenContext",
+    "endpoint_checked_test",
     "endpoint_module",
+    "golden_on",
     "managed_paths",
     "render_change",
     "render_files",
@@ -43,6 +52,11 @@ __all__ = [
 
 GATEWAY_ENV = "MMM_GATEWAY_URL"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
+
+# Where a version's golden data is checked (the descriptor's `verification.golden_on`; a
+# descriptor without the key was written before it existed: by the tests).
+GOLDEN_ON_TESTS = "tests"
+GOLDEN_ON_ENDPOINT = "endpoint"
 
 
 class CodegenContext(BaseModel):
@@ -177,17 +191,53 @@ def _golden_text(ctx: CodegenContext) -> str | None:
     return text if text.endswith("\n") else text + "\n"
 
 
+def golden_on(library: Library) -> str:
+    """Where golden data of a `library` model is checked: by the generated test, which loads
+    the model; or, for one only its serving container loads, on the endpoint."""
+    return GOLDEN_ON_ENDPOINT if Library(library).container_only else GOLDEN_ON_TESTS
+
+
+def endpoint_checked_test(
+    *,
+    deployment_id: str,
+    generated_at: str,
+    endpoint: str,
+    model: str,
+    version: str,
+    library: str,
+) -> str:
+    """The golden test of a model whose golden data is checked on the endpoint: skipped, with
+    the reason, needing nothing but pytest. The same text on every code host (rendered from
+    the context here, from the descriptor in `core.codegen.standalone`)."""
+    return (
+        _templates()
+        .get_template("test_golden_on_endpoint.py.j2")
+        .render(
+            deployment_id=deployment_id,
+            generated_at=generated_at,
+            endpoint=endpoint,
+            model=model,
+            version=version,
+            library=library,
+        )
+    )
+
+
 def render_files(ctx: CodegenContext) -> dict[str, str]:
     """Repository path -> content of every file for this context (see the module doc)."""
     client_path, iac_path, test_path, golden_path = managed_paths(ctx.endpoint, ctx.model)
     module = endpoint_module(ctx.endpoint)
     golden = _golden_text(ctx)
+    container_only = ctx.library.container_only
     values: dict[str, Any] = {
         "ctx": ctx,
         "spec": ctx.spec,
         "module": module,
         "class_name": _class_name(module),
         "library": ctx.library.value,
+        "container_only": container_only,
+        "instance_type": "Instance" if container_only else "Sequence[float]",
+        "golden_on": golden_on(ctx.library) if golden is not None else None,
         "gateway_env": GATEWAY_ENV,
         "default_gateway_url": DEFAULT_GATEWAY_URL,
         "timeout_s": ctx.spec.timeouts.invocation_ms / 1000,
@@ -203,7 +253,17 @@ def render_files(ctx: CodegenContext) -> dict[str, str]:
         client_path: templates.get_template("client.py.j2").render(values),
         iac_path: templates.get_template("deployment.yaml.j2").render(values),
     }
-    if golden is not None:
+    if golden is not None and container_only:
+        files[test_path] = endpoint_checked_test(
+            deployment_id=ctx.deployment_id,
+            generated_at=ctx.generated_at,
+            endpoint=ctx.endpoint,
+            model=ctx.model,
+            version=str(ctx.version),
+            library=ctx.library.value,
+        )
+        files[golden_path] = golden  # the cases the descriptor names, as for any model
+    elif golden is not None:
         # The test finds its golden file by name; keep the two paths in one place.
         values["golden_name"] = PurePosixPath(golden_path).name
         files[test_path] = templates.get_template("test_golden.py.j2").render(values)

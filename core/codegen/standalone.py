@@ -7,6 +7,10 @@ anything of mmm. Its first lines name the packages it needs (`# mmm-requires: ..
 the workflow `.github/workflows/mmm-golden.yml`, added on first use, installs those and
 runs the tests. The embedded code host keeps the tests of `core.codegen.render`, which it
 runs beside mmm.
+
+A model only its serving container loads has its golden data checked on the endpoint
+(`verification.golden_on: endpoint`): its test is the skipped one `core.codegen.render`
+writes, the same on every code host, needing no package but pytest (no `mmm-requires` line).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from core.codegen.render import _templates
+from core.codegen.render import GOLDEN_ON_ENDPOINT, _templates, endpoint_checked_test, golden_on
+from core.domain import Library
 from core.layout import DESCRIPTORS, code_paths
 from core.ports import InvalidInput
 
@@ -44,7 +49,10 @@ def _format(library: str, artifact_uri: str) -> str:
 
 
 def requirements(library: str, artifact_uri: str) -> list[str]:
-    """The packages the self-contained test of such an artifact installs."""
+    """The packages the self-contained test of such an artifact installs: none for a model
+    only its serving container loads (its test is skipped: checked on the endpoint)."""
+    if Library(library).container_only:
+        return []
     packages = list(_PACKAGES[library])
     if _format(library, artifact_uri) == "joblib":
         packages += ["joblib"]
@@ -65,6 +73,17 @@ def standalone_test(descriptor: str) -> tuple[str, str] | None:
         return None
     test_path = code_paths(endpoint["name"], model["name"])[2]
     library, uri = str(model["library"]), str(model["artifact_uri"])
+    # A descriptor written before `golden_on` existed says it by its library.
+    if (iac["verification"].get("golden_on") or golden_on(Library(library))) == GOLDEN_ON_ENDPOINT:
+        text = endpoint_checked_test(
+            deployment_id=iac["metadata"]["deployment"],
+            generated_at=iac["metadata"]["generated_at"],
+            endpoint=endpoint["name"],
+            model=model["name"],
+            version=str(model["version"]),
+            library=library,
+        )
+        return test_path, text
     values = {
         "deployment_id": iac["metadata"]["deployment"],
         "generated_at": iac["metadata"]["generated_at"],
@@ -91,7 +110,7 @@ def self_contained(files: dict[str, str]) -> dict[str, str]:
             continue
         try:
             made = standalone_test(text)
-        except (KeyError, TypeError, yaml.YAMLError) as exc:
+        except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
             raise InvalidInput(f"{path}: not a descriptor mmm wrote ({exc})") from None
         if made is not None and made[0] in out:
             out[made[0]] = made[1]

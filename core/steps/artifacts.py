@@ -17,7 +17,7 @@ from core.domain import (
     VersionStatus,
     known,
 )
-from core.layout import artifact_key
+from core.layout import artifact_key, artifact_name
 from core.steps.base import Done, Outcome, Steps, endpoint_entry
 
 
@@ -51,8 +51,10 @@ class ArtifactSteps(Steps):
         self.ws.scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="stage-", dir=self.ws.scratch) as tmp:
             artifact, golden, cases = fetch_checked(self.ports.registry, mv, Path(tmp))
+            # a model folder is staged whole, under a key ending in `/` (an S3 prefix)
+            name = f"{artifact.name}/" if artifact.is_dir() else artifact.name
             facts["artifact_staging"] = self.ports.artifacts.put(
-                "staging", self._stage_key(d, artifact.name), artifact
+                "staging", self._stage_key(d, name), artifact
             )
             if golden is not None:
                 facts["golden_staging"] = self.ports.artifacts.put(
@@ -74,8 +76,8 @@ class ArtifactSteps(Steps):
 
     def copy_artifact(self, d: Deployment, cmd: Command) -> Outcome:
         staging = known(d.context.artifact_staging, "artifact_staging")
-        name = staging.rsplit("/", 1)[-1]
-        key = self._stage_key(d, name)
+        # a staged folder (its URI ends in `/`) is copied whole, to a key ending in `/`
+        key = self._stage_key(d, artifact_name(staging))
         store = self.ports.artifacts
         if isinstance(store, RegionalBuckets):
             # a copy in each deployment region's bucket, named above the ports by its URI in

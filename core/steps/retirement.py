@@ -18,7 +18,7 @@ from core.ports import InvalidInput, PortError
 from core.spec import Alarms
 from core.steps.base import Done, NotYet, Outcome, Steps, endpoint_entry
 from core.traffic import holding, still_live
-from core.usage import code_sites
+from core.usage import code_sites, whole_artifacts
 
 
 class RetirementSteps(Steps):
@@ -34,12 +34,14 @@ class RetirementSteps(Steps):
         statuses = {str(v): self.ports.registry.get(d.model, v).status.value for v in versions}
         alarms = self._alarm_entries(d, versions)
         deletions = self._code_deletions(d, set(versions))
-        uris = [
+        listed = [
             uri
             for bucket in ("production", "staging")
             for v in versions
             for uri in self.ports.artifacts.list(bucket, artifact_prefix(d.model, v))
         ]
+        # Whole artifacts: a model folder is trashed and put back in one move, not file by file.
+        uris = whole_artifacts(self.ports.artifacts, listed)
         facts = {
             "endpoints": affected,
             "statuses": statuses,
@@ -163,7 +165,11 @@ class RetirementSteps(Steps):
         return Done({"summary": f"{len(cmd.args['moves'])} artifact(s) restored"})
 
     def purge_trash(self, d: Deployment, cmd: Command) -> Outcome:
-        gone = [
-            self.ports.artifacts.delete(u) for u in self.ports.artifacts.list("trash", f"{d.id}/")
-        ]
-        return Done({"summary": f"purged {sum(gone)} file(s)"})
+        store = self.ports.artifacts
+        files = store.list("trash", f"{d.id}/")
+        # The retirement's trash goes as one folder (prefix) per trash bucket, model folders
+        # with it: on S3 a batched deletion, not a request per object.
+        located = (store.locate(u) for u in files)
+        for bucket in dict.fromkeys(loc[0] for loc in located if loc is not None):
+            store.delete(store.uri(bucket, f"{d.id}/"))
+        return Done({"summary": f"purged {len(files)} file(s)"})

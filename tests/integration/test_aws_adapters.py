@@ -12,8 +12,10 @@ import pytest
 from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServing
 from core.adapters.aws.errors import translate
 from core.adapters.aws.s3 import in_region
+from core.adapters.local.artifacts import sha256_tree, tree_files
 from core.ports import EndpointConfig, InvalidInput, NotFound, PortError, TransientError, Variant
 from core.spec import Alarms
+from tests.support.container_models import huggingface_folder
 from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
 
 
@@ -45,6 +47,72 @@ def test_s3_files_and_uncompressed_prefixes(aws: Aws, tmp_path: Path) -> None:  
     assert store.delete(copied) is False  # already gone
     with pytest.raises(NotFound):
         store.copy("s3://t1-staging-us-east-1/nothing", "production", "x")
+
+
+def test_s3_keeps_a_model_folder_whole_as_the_embedded_store_does(
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = S3ArtifactStore(aws.clients, "t3", REGION, tmp_path / "cache")
+    model = huggingface_folder(tmp_path / "llm", sharded=True)
+    (model / "extra").mkdir()
+    (model / "extra" / "notes.md").write_text("kept at its relative path\n")
+    staged = store.put("staging", "models/llm/1/model", model)
+    assert staged == "s3://t3-staging-us-east-1/models/llm/1/model/"
+    assert store.put("staging", "models/llm/1/model/", model) == staged  # same key, with `/`
+    assert store.exists(staged) and not store.exists(staged.rstrip("/"))
+    # got back whole, into a folder (by its name) or at a path, and as a cached copy
+    into = tmp_path / "into"
+    into.mkdir()
+    got = store.get(staged, into)
+    assert got == into / "model" and sha256_tree(got) == sha256_tree(model)
+    at = store.get(staged, tmp_path / "at" / "llm")
+    assert tree_files(at) == tree_files(model)
+    assert not [p for p in (tmp_path / "at").iterdir() if p.name.endswith(".partial")]
+    cached = store.local_path(staged)
+    assert cached.is_dir() and sha256_tree(cached) == sha256_tree(model)
+    assert store.local_path(staged) == cached  # unchanged: the same copy
+    # a changed folder replaces the stored one whole: no stale file stays under the prefix
+    (model / "extra" / "notes.md").unlink()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    store.put("staging", "models/llm/1/model", model)
+    assert store.list("staging", "models/llm/1/") == [f"{staged}{f}" for f in tree_files(model)]
+    fresh = store.local_path(staged)
+    assert fresh != cached and sha256_tree(fresh) == sha256_tree(model)
+    assert sha256_tree(store.get(staged, into)) == sha256_tree(model)  # the old copy replaced
+    # copied whole, over an older copy too
+    store.put("production", "models/llm/1/model", huggingface_folder(tmp_path / "older"))
+    copied = store.copy(staged, "production", "models/llm/1/model/")
+    assert copied == "s3://t3-production-us-east-1/models/llm/1/model/"
+    assert store.list("production") == [f"{copied}{f}" for f in tree_files(model)]
+    assert store.delete(copied) and store.list("production") == []
+    with pytest.raises(NotFound, match="no such artifact"):
+        store.get(copied, into)
+    with pytest.raises(NotFound, match="no such artifact"):
+        store.local_path(copied)
+
+
+def test_s3_refuses_a_folder_it_could_not_give_back(
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = S3ArtifactStore(aws.clients, "t4", REGION, tmp_path / "cache")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InvalidInput, match=r"empty: an empty folder"):
+        store.put("staging", "models/m/1/model", empty)
+    looped = huggingface_folder(tmp_path / "llm")
+    (looped / "again").symlink_to(looped)
+    with pytest.raises(InvalidInput, match="a link to a folder"):
+        store.put("staging", "models/m/1/model", looped)
+    assert store.list("staging") == []
+    # a key no folder can hold a file at is refused, never written outside the folder
+    s3: Any = aws.client("s3")
+    s3.create_bucket(Bucket="t4-staging-us-east-1")
+    s3.put_object(Bucket="t4-staging-us-east-1", Key="models/m/2/model/../../x", Body=b"x")
+    with pytest.raises(InvalidInput, match="not a path inside a folder"):
+        store.get("s3://t4-staging-us-east-1/models/m/2/model/", tmp_path / "out")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "out").exists()
 
 
 def test_s3_production_buckets_per_region(aws: Aws, tmp_path: Path) -> None:  # noqa: F811

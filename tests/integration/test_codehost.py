@@ -24,11 +24,13 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from core.adapters.local.artifacts import LocalArtifactStore
 from core.adapters.local.codehost import LocalGitCodeHost
 from core.codegen import CodegenContext, managed_paths, render_change, render_files
 from core.domain import Library
 from core.ports import Change, CodeHost, InvalidInput, NotFound, PortError
 from core.spec import parse_deployment
+from tests.support.container_models import container_golden, huggingface_folder
 
 PASSING = "def test_ok():\n    assert 1 + 1 == 2\n"
 FAILING = "def test_broken():\n    assert 1 + 1 == 3, 'arithmetic is off'\n"
@@ -431,3 +433,53 @@ def test_generated_client_posts_instances_to_the_gateway(
     assert (invocation.predictions, invocation.variant) == ([1], "v1")
     with pytest.raises(client.EndpointError, match="HTTP 404"):
         client.ChurnScorerClient(base_url=f"{gateway}/elsewhere").predict([[1.0]])
+
+
+# ---------------------------------------------------------------- models only a container loads
+
+
+class _WatchedStore(LocalArtifactStore):
+    """The embedded buckets, noting which artifacts the checks runner fetches."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.fetched: list[str] = []
+
+    def local_path(self, uri: str) -> Path:
+        self.fetched.append(uri)
+        return super().local_path(uri)
+
+
+def test_a_skipped_golden_test_of_a_container_model_passes_the_checks(tmp_path: Path) -> None:
+    """Its golden data is checked on the endpoint: the test is skipped with the reason, the
+    checks pass, and the model folder the descriptor names is never fetched for them."""
+    store = _WatchedStore(tmp_path / "buckets")
+    folder = store.put("staging", "models/churn-llm/1/model/", huggingface_folder(tmp_path / "llm"))
+    host = LocalGitCodeHost(tmp_path / "app", check_timeout_s=120, artifacts=store)
+    ctx = codegen_ctx(Path("unused"), container_golden(tmp_path / "g.jsonl").read_text(), "dep-7")
+    ctx = ctx.model_copy(
+        update={"model": "churn-llm", "library": Library.HUGGINGFACE, "artifact_uri": folder}
+    )
+    store.fetched.clear()
+    result = host.run_checks(host.open_change("dep-7", render_files(ctx), [], "t", "alice"))
+    assert result.passed, result.output
+    assert result.summary.startswith("1 skipped"), result.summary
+    assert store.fetched == []
+    # beside a test that runs, the skipped one changes nothing: a failure still fails
+    files = {**render_files(ctx), "tests/mmm/test_other.py": FAILING}
+    failed = host.run_checks(host.open_change("dep-8", files, [], "t", "alice"))
+    assert not failed.passed and failed.summary.startswith("1 failed, 1 skipped")
+
+
+def test_generated_client_of_a_container_model_posts_instances_as_they_are(
+    tmp_path: Path, gateway: str
+) -> None:
+    ctx = codegen_ctx(Path("unused"), None, "dep-9").model_copy(
+        update={"library": Library.HUGGINGFACE, "artifact_uri": "s3://b/models/churn/1/model/"}
+    )
+    client_file = tmp_path / "client.py"
+    client_file.write_text(render_files(ctx)["mmm/endpoints/churn_scorer.py"])
+    client = _load_module(client_file)
+    prompt = {"inputs": "What is 1 + 1?", "parameters": {"max_new_tokens": 8}}
+    assert client.ChurnScorerClient(base_url=gateway).predict([prompt]) == [2]  # len(prompt)
+    assert _Gateway.seen == [("/endpoints/churn-scorer/invocations", {"instances": [prompt]})]

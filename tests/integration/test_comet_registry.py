@@ -10,8 +10,17 @@ from pathlib import Path
 import pytest
 
 from core.adapters.comet.records import model_file, next_version
+from core.adapters.local.artifacts import LocalArtifactStore, sha256_tree, tree_files
+from core.checks import check_files
 from core.domain import DeploymentState, Library, VersionStatus
+from core.layout import artifact_key
 from core.ports import InvalidInput, NotFound, TransientError
+from tests.support.container_models import (
+    container_golden,
+    huggingface_folder,
+    torchscript_archive,
+    vision_folder,
+)
 from tests.support.fake_comet import FakeComet
 from tests.support.fake_github import FakeGitHub
 from tests.support.models import train_sklearn_regressor, write_golden
@@ -257,3 +266,105 @@ def test_a_version_needs_exactly_one_model_file() -> None:
         model_file("m", "1", ["golden.jsonl"])
     with pytest.raises(InvalidInput, match="more than one"):
         model_file("m", "1", ["a.joblib", "b.onnx"])
+
+
+# ---------------------------------------------------------------- models only a container loads
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    files = tree_files(a)
+    return files == tree_files(b) and all(
+        (a / f).read_bytes() == (b / f).read_bytes() for f in files
+    )
+
+
+def test_a_model_folder_registers_reads_back_and_fetches_whole(
+    comet: FakeComet, tmp_path: Path
+) -> None:
+    source = huggingface_folder(tmp_path / "llm", sharded=True)
+    (source / "extra").mkdir()
+    (source / "extra" / "notes.md").write_text("kept at its relative path\n")
+    golden = container_golden(tmp_path / "golden.jsonl")
+    registry = comet_registry()
+    mv = registry.register("churn-llm", source, Library.HUGGINGFACE, golden, "nlp", "alice")
+    assert (mv.version, mv.library, mv.format) == ("1.0.0", Library.HUGGINGFACE, "safetensors")
+    assert (mv.artifact, mv.golden, mv.owner) == ("model/", "golden.jsonl", "nlp")
+    # in Comet: each file under one folder, as comet_ml's log_model logs a folder
+    stored = comet.version(WORKSPACE, "churn-llm", "1.0.0")
+    assert stored.files == {
+        **{f"model/{rel}": (source / rel).read_bytes() for rel in tree_files(source)},
+        "golden.jsonl": golden.read_bytes(),
+    }
+    assert stored.tags == ["library:huggingface", "owner:nlp"]
+    assert registry.get("churn-llm", "1.0.0") == mv
+    # fetched whole, relative paths kept; a second fetch leaves nothing of the first
+    dest = tmp_path / "fetched"
+    fetched = registry.fetch(mv, "artifact", dest)
+    assert fetched == dest / "model" and _same_files(fetched, source)
+    assert sha256_tree(fetched) == sha256_tree(source)
+    (fetched / "stale.txt").write_text("left by an earlier fetch")
+    assert not (registry.fetch(mv, "artifact", dest) / "stale.txt").exists()
+    assert registry.fetch(mv, "golden", dest).read_bytes() == golden.read_bytes()
+    assert sorted(p.name for p in dest.iterdir()) == ["golden.jsonl", "model"]
+    # what deploy and the worker's validate do with it: check its files, stage it whole
+    assert check_files(registry, mv, tmp_path / "scratch") == 3
+    store = LocalArtifactStore(tmp_path / "buckets")
+    staged = store.put("staging", artifact_key("churn-llm", mv.version, "model/"), fetched)
+    assert staged == "local://staging/models/churn-llm/1.0.0/model/"
+    assert _same_files(store.local_path(staged), source)
+
+
+def test_a_pytorch_model_registers_as_one_file_or_a_folder(
+    comet: FakeComet, tmp_path: Path
+) -> None:
+    registry = comet_registry()
+    archive = torchscript_archive(tmp_path / "resnet.pt")
+    alone = registry.register("vision", archive, Library.PYTORCH, None, None, "alice")
+    assert (alone.artifact, alone.format, alone.library) == ("model.pt", "torchscript", "pytorch")
+    assert comet.version(WORKSPACE, "vision", "1.0.0").files == {"model.pt": archive.read_bytes()}
+    got = registry.fetch(alone, "artifact", tmp_path / "a")
+    assert (got.name, got.read_bytes()) == ("model.pt", archive.read_bytes())
+    folder = vision_folder(tmp_path / "vit")
+    kept = registry.register("vision", folder, Library.PYTORCH, None, None, "alice")
+    assert (kept.version, kept.artifact, kept.format) == ("1.1.0", "model/", "torchscript")
+    assert _same_files(registry.fetch(kept, "artifact", tmp_path / "b"), folder)
+    assert [mv.artifact for mv in registry.versions("vision")] == ["model.pt", "model/"]
+
+
+def test_a_model_folder_registered_outside_mmm_reads_by_its_one_folder(
+    comet: FakeComet, tmp_path: Path
+) -> None:
+    """As comet_ml's log_model("llm", "path/to/llama") logs it: every file under `llama/`."""
+    source = huggingface_folder(tmp_path / "llama", bin_weights=True)
+    files = {f"llama/{rel}": (source / rel).read_bytes() for rel in tree_files(source)}
+    comet.add_version(WORKSPACE, "llama", "2.0.0", files, tags=["library:huggingface"])
+    mv = comet_registry().get("llama", "2.0.0")
+    assert (mv.artifact, mv.format, mv.golden) == ("llama/", "bin", None)
+    fetched = comet_registry().fetch(mv, "artifact", tmp_path / "out")
+    assert fetched.name == "llama" and _same_files(fetched, source)
+
+
+def test_a_container_version_laid_out_otherwise_is_refused_in_one_line(
+    comet: FakeComet,
+) -> None:
+    loose = {"config.json": b"{}", "model.safetensors": b"x", "golden.jsonl": b"{}"}
+    comet.add_version(WORKSPACE, "flat-llm", "1.0.0", loose, tags=["library:huggingface"])
+    no_weights = {"model/config.json": b"{}", "model/tokenizer.json": b"{}"}
+    comet.add_version(WORKSPACE, "flat-llm", "1.1.0", no_weights, tags=["library:huggingface"])
+    two = {"a/model.pt": b"x", "b/model.pt": b"y"}
+    comet.add_version(WORKSPACE, "vision", "1.0.0", two, tags=["library:pytorch"])
+    registry = comet_registry()
+    with pytest.raises(InvalidInput) as refused:
+        registry.get("flat-llm", "1.0.0")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "flat-llm 1.0.0 in Comet (library:huggingface) has config.json, golden.jsonl, "
+        "model.safetensors; a huggingface version holds its model folder (its files under one "
+        "folder, model/..., as comet_ml's log_model logs a folder, with weights)"
+    )
+    with pytest.raises(InvalidInput, match=r"^flat-llm 1\.1\.0 in Comet .*with weights"):
+        registry.get("flat-llm", "1.1.0")
+    with pytest.raises(InvalidInput, match=r"a pytorch version holds one \*\.pt file or its"):
+        registry.get("vision", "1.0.0")
+    assert registry.versions("flat-llm") == []  # listed by Comet, not deployable: passed over

@@ -25,6 +25,7 @@ from core.codegen.standalone import (
 )
 from core.domain import Library
 from core.spec import DeploymentSpec, SpecError, parse_settings
+from tests.support.container_models import container_golden
 from tests.support.models import train_sklearn_regressor, write_golden
 
 ROLE = "arn:aws:iam::123456789012:role/golden-tests"
@@ -181,3 +182,34 @@ def test_the_workflow_steps_run_in_a_clean_virtual_environment(tmp_path: Path) -
     installed = {line.split("==")[0].lower() for line in frozen.splitlines()}
     assert "scikit-learn" in installed and "pytest" in installed
     assert not {"mmm", "pydantic", "boto3", "jinja2"} & installed
+
+
+def test_the_golden_test_of_a_container_model_is_skipped_outside_mmm(tmp_path: Path) -> None:
+    """A model only its serving container loads: the test on GitHub is the one the local code
+    host runs, skipped with the reason, needing nothing installed but pytest."""
+    folder = "s3://mmm-staging-us-east-1/models/churn_llm/1.1.0/model/"
+    ctx = CodegenContext(
+        endpoint="churn",
+        model="churn_llm",
+        version="1.1.0",
+        library=Library.HUGGINGFACE,
+        artifact_uri=folder,
+        golden_cases_jsonl=container_golden(tmp_path / "golden.jsonl").read_text(),
+        spec=DeploymentSpec(endpoint="churn"),
+        deployment_id="dep-1",
+        generated_at="2026-01-01T00:00:00+00:00",
+    )
+    local = render_files(ctx)
+    files = self_contained(local)
+    assert files == local
+    test = files["tests/mmm/test_churn_golden.py"]
+    assert REQUIRES.strip() not in test  # the workflow's install step finds nothing to add
+    repo = _repository(tmp_path, files)
+    blocked = "import sys, pytest; sys.modules.update(core=None, mmm_cli=None, numpy=None); "
+    blocked += "sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', '-p', 'no:randomly', "
+    blocked += "'-p', 'no:xdist', '-p', 'no:timeout', 'tests/mmm']))"
+    run = subprocess.run([sys.executable, "-I", "-c", blocked], cwd=repo, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 skipped" in run.stdout
+    assert "is a huggingface model, which only its serving container loads" in run.stdout

@@ -18,6 +18,7 @@ from core.container_models import (
     check_by_files,
     check_container_model,
     safetensors_tensors,
+    weights_format,
 )
 from core.domain import CONTAINER_ONLY, Library
 from core.ports import InvalidInput
@@ -382,3 +383,11 @@ def test_a_folder_of_another_library_is_refused_as_today(tmp_path: Path) -> None
         r"llm: no such file$",
         lambda: check_artifact(folder, Library.SKLEARN, None, tmp_path / "scratch"),
     )
+
+
+def test_the_weights_format_is_told_by_file_names_alone() -> None:
+    """For a registry that lists a folder's files (Comet) before sending them."""
+    assert weights_format(["config.json", "model-00001-of-00002.safetensors"]) == "safetensors"
+    assert weights_format(n for n in ["pytorch_model.bin", "model.safetensors"]) == "safetensors"
+    assert weights_format(iter(["config.json", "pytorch_model-00001.bin"])) == "bin"
+    assert weights_format(["config.json", "model.bin", "tokenizer.json"]) is None

@@ -13,6 +13,8 @@ from core.domain import Library
 from core.layout import (
     alarm_name,
     artifact_key,
+    artifact_name,
+    artifact_root,
     descriptor_path,
     parse_alarm_name,
     parse_artifact_key,
@@ -30,7 +32,7 @@ from core.names import (
 )
 from core.ports import EndpointConfig, ShadowConfig, Variant
 from core.traffic import add_variant, drain_to, revert, shift, with_shadow
-from core.usage import alarm_sites, artifact_sites
+from core.usage import alarm_sites, artifact_sites, whole_artifacts
 from core.versions import check_version, shown, sort_key
 
 
@@ -135,6 +137,46 @@ def test_layout_parses_exactly_what_it_builds() -> None:
     assert parse_artifact_key(artifact_key("a-b", "1.1.0", "m.onnx")) == ("a-b", "1.1.0")
     assert parse_artifact_key("models/a/x..y/model.joblib") is None
     assert parse_descriptor_path(descriptor_path("e", "a-b")) == ("e", "a-b")
+
+
+def test_a_model_folder_is_one_artifact_of_its_version() -> None:
+    folder = artifact_key("llm", "1.1.0", "model/")
+    assert folder == "models/llm/1.1.0/model/"
+    assert parse_artifact_key(folder) == ("llm", "1.1.0")
+    assert parse_artifact_key(f"{folder}shards/0.safetensors") == ("llm", "1.1.0")
+    assert parse_artifact_key("models/llm/1.1.0/") is None  # the version's prefix: no artifact
+    assert parse_artifact_key("models/llm/1.1.0//x") is None
+    assert artifact_root(f"{folder}shards/0.safetensors") == folder
+    assert artifact_root(folder) == folder
+    assert artifact_root("models/llm/1/golden.jsonl") == "models/llm/1/golden.jsonl"
+    assert artifact_root("models/llm/1/") is None
+    assert artifact_root("trash/models/llm/1/model/x") is None
+    assert artifact_name("s3://b/models/llm/1/model/") == "model/"
+    assert artifact_name("local://staging/models/llm/1/model.pt") == "model.pt"
+
+
+def test_usage_counts_a_model_folder_as_one_site() -> None:
+    store = LocalArtifactStore(Path("buckets"))
+    listed = [
+        "local://production/models/llm/1/golden.jsonl",
+        "local://production/models/llm/1/model/config.json",
+        "local://production/models/llm/1/model/shards/0.safetensors",
+        "local://production/models/llm/2/model.pt",
+        "local://production/models/llm-b/1/model/config.json",
+        "local://production/models/llm/1/",  # a folder marker an S3 console leaves
+    ]
+    assert whole_artifacts(store, listed) == [
+        "local://production/models/llm/1/golden.jsonl",
+        "local://production/models/llm/1/model/",
+        "local://production/models/llm/2/model.pt",
+        "local://production/models/llm-b/1/model/",
+        "local://production/models/llm/1/",
+    ]
+    sites = artifact_sites(store, listed, "llm", {"1"})
+    assert [(s.location, s.version) for s in sites] == [
+        ("local://production/models/llm/1/golden.jsonl", "1"),
+        ("local://production/models/llm/1/model/", "1"),
+    ]
 
 
 def test_usage_never_matches_a_model_whose_name_ends_with_another() -> None:

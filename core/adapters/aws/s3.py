@@ -9,21 +9,26 @@ with a client of its own region.
 
 A model's data is one object (a file, or a `.tar.gz` archive) or, for large models, an
 uncompressed prefix: `put` of a folder stores every file under `<key>/` and returns a URI
-ending in `/`; `copy`, `exists` and `delete` of such a URI act on the whole prefix.
+ending in `/`; `copy`, `get`, `local_path`, `exists` and `delete` of such a URI act on the
+whole prefix, as the embedded store (`core.adapters.local.artifacts`) acts on a folder: a
+`put` or `copy` over a prefix leaves exactly the new folder's files under it.
 Objects carry their SHA-256 in their metadata, so a `put` of the same bytes is a no-op.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import tempfile
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.adapters.aws.errors import aws_call, error_code
 from core.adapters.aws.session import REGION_PATTERN, AwsClients
-from core.adapters.local.artifacts import sha256_file
+from core.adapters.local.artifacts import sha256_file, tree_files
 from core.ports import InvalidInput, NotFound
 
 SCHEME = "s3://"
@@ -197,15 +202,35 @@ class S3ArtifactStore:
 
     def put(self, bucket: str, key: str, src: Path) -> str:
         name = self.bucket_name(bucket)
-        self._ensure_bucket(name)
         key = key.lstrip("/")
         if src.is_dir():
-            base = key.rstrip("/") + "/"
-            for path in sorted(p for p in src.rglob("*") if p.is_file()):
-                self._put_file(name, base + path.relative_to(src).as_posix(), path)
-            return f"{SCHEME}{name}/{base}"
+            return self._put_tree(bucket, name, key, src)
+        self._ensure_bucket(name)
         self._put_file(name, key, src)
         return f"{SCHEME}{name}/{key}"
+
+    def _put_tree(self, bucket: str, name: str, key: str, src: Path) -> str:
+        base = key.strip("/")
+        if not base:
+            raise InvalidInput(f"{src}: a folder needs a key to go under in bucket {bucket}")
+        # The files the registry's digest covers (sha256_tree): links to files followed, a
+        # link to a folder refused, as the embedded store does.
+        files = tree_files(src)
+        if not files:
+            raise InvalidInput(f"{src}: an empty folder (no files to store)")
+        self._ensure_bucket(name)
+        prefix = base + "/"
+        for rel in files:
+            self._put_file(name, prefix + rel, src / rel)
+        self._prune(name, prefix, {prefix + rel for rel in files})
+        return f"{SCHEME}{name}/{prefix}"
+
+    def _prune(self, name: str, prefix: str, wanted: set[str]) -> None:
+        """Delete what else is under `prefix`: a folder written over an older one replaces it
+        whole (no stale shard is left to be loaded with the new ones)."""
+        stale = [k for k in self._keys(name, prefix) if k not in wanted]
+        if stale:
+            self._delete_keys(name, stale, f"{SCHEME}{name}/{prefix}")
 
     def copy(self, src_uri: str, bucket: str, key: str) -> str:
         src_bucket, src_key = split_uri(src_uri)
@@ -217,8 +242,10 @@ class S3ArtifactStore:
             if not sources:
                 raise NotFound(f"{src_uri}: no such artifact (empty prefix)")
             base = key.rstrip("/") + "/"
+            copied = {base + source[len(src_key) :] for source in sources}
             for source in sources:
                 self._copy_object(src_bucket, source, name, base + source[len(src_key) :])
+            self._prune(name, base, copied)
             return f"{SCHEME}{name}/{base}"
         self._copy_object(src_bucket, src_key, name, key)
         return f"{SCHEME}{name}/{key}"
@@ -242,9 +269,11 @@ class S3ArtifactStore:
             )
 
     def get(self, uri: str, dest: Path) -> Path:
+        """The object, or the folder of a prefix's objects, at `dest` (or in it, by its own
+        name, when `dest` is a folder)."""
         name, key = split_uri(uri)
         if key.endswith("/"):
-            raise InvalidInput(f"{uri}: a prefix, not one file")
+            return self._get_tree(uri, name, key, dest)
         target = dest / key.rsplit("/", 1)[-1] if dest.is_dir() else dest
         if self._head(name, key) is None:
             raise NotFound(f"{uri}: no such artifact")
@@ -253,6 +282,39 @@ class S3ArtifactStore:
         with aws_call("GetObject", uri):
             self._client(name).download_file(name, key, str(partial))
         partial.replace(target)
+        return target
+
+    def _get_tree(self, uri: str, name: str, key: str, dest: Path) -> Path:
+        keys = [k for k in self._keys(name, key) if not k.endswith("/")]  # no folder markers
+        if not keys:
+            raise NotFound(f"{uri}: no such artifact")
+        target = dest / PurePosixPath(key).name if dest.is_dir() else dest
+        rels = [k[len(key) :] for k in keys]
+        for rel in rels:  # a key is any text: none may lead outside the folder
+            if any(part in ("", ".", "..") for part in rel.split("/")):
+                raise InvalidInput(f"{uri}: holds {key}{rel}, not a path inside a folder")
+        # Downloaded into a folder beside the target, then renamed: a crash never leaves half
+        # a model at the target.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(
+            tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+        )
+        try:
+            for source, rel in zip(keys, rels, strict=True):
+                (partial / rel).parent.mkdir(parents=True, exist_ok=True)
+                with aws_call("GetObject", f"{SCHEME}{name}/{source}"):
+                    self._client(name).download_file(name, source, str(partial / rel))
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)  # an older copy: replaced whole, no file of it stays
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            try:
+                os.replace(partial, target)
+            except OSError:
+                if not target.is_dir():
+                    raise  # else another reader put the same prefix there in between
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
         return target
 
     def exists(self, uri: str) -> bool:
@@ -268,13 +330,16 @@ class S3ArtifactStore:
             return False
         if not keys:
             return False
-        with aws_call("DeleteObjects", uri):
+        self._delete_keys(name, keys, uri)
+        return True
+
+    def _delete_keys(self, name: str, keys: list[str], what: str) -> None:
+        with aws_call("DeleteObjects", what):
             for start in range(0, len(keys), 1000):  # S3's batch limit
                 batch = [{"Key": k} for k in keys[start : start + 1000]]
                 self._client(name).delete_objects(
                     Bucket=name, Delete={"Objects": batch, "Quiet": True}
                 )
-        return True
 
     def list(self, bucket: str, prefix: str = "") -> list[str]:
         """The objects under `prefix` in bucket `<purpose>/<region>`, or, for a bare
@@ -284,15 +349,27 @@ class S3ArtifactStore:
         return [f"{SCHEME}{name}/{k}" for name in names for k in self._keys(name, prefix)]
 
     def local_path(self, uri: str) -> Path:
-        """A downloaded copy in the cache, fetched again when the object changed."""
+        """A downloaded copy in the cache (a folder for a prefix), fetched again when an
+        object changed."""
         name, key = split_uri(uri)
         if ".." in key.split("/"):
             raise InvalidInput(f"{uri}: points outside the cache")
-        head = self._head(name, key)
-        if head is None:
-            raise NotFound(f"{uri}: no such artifact")
-        tag = hashlib.sha256(str(head.get("ETag", "")).encode()).hexdigest()[:16]
-        path = self.cache / name / tag / key
+        if key.endswith("/"):
+            # a prefix: the ETags of all its objects, in key order (any change, another copy)
+            keys = self._keys(name, key)
+            heads = [self._head(name, k) for k in keys]
+            if not keys or None in heads:
+                raise NotFound(f"{uri}: no such artifact")
+            etag = "".join(
+                f"{k}\0{h.get('ETag', '')}\0" for k, h in zip(keys, heads, strict=True) if h
+            )
+        else:
+            head = self._head(name, key)
+            if head is None:
+                raise NotFound(f"{uri}: no such artifact")
+            etag = str(head.get("ETag", ""))
+        tag = hashlib.sha256(etag.encode()).hexdigest()[:16]
+        path = self.cache / name / tag / key.rstrip("/")
         if not path.exists():
             self.get(uri, path)
         return path

@@ -1,7 +1,11 @@
 """How a Comet registry version reads as a `ModelVersion`, and how mmm marks it there.
 
 A version's assets hold one model file and, optionally, `golden.jsonl`. The model's
-library is told by a tag `library:LIB`, else by the file's suffix. Where a version stands
+library is told by a tag `library:LIB`, else by the file's suffix. A version of a library
+only its serving container loads (tagged `library:huggingface` or `library:pytorch`) holds
+its model folder instead, as comet_ml's `log_model` logs a folder: every file under one top
+folder (`model/config.json`, `model/model.safetensors`, ...), named `model/` on the version,
+and fetched whole; a pytorch version may hold one `*.pt` file instead. Where a version stands
 is told by tags mmm owns (`staging`, `production`, `archived`, `retired`), which every
 workspace accepts, and by `endpoint:NAME` tags naming the endpoints it stands on; the
 Comet status is set too where the workspace allows that value.
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from core.container_models import weights_format
 from core.domain import Library, ModelVersion, VersionStatus, iso
 from core.ports import InvalidInput
 
@@ -37,7 +42,10 @@ SUFFIX_OF_FORMAT = {
     "json": ".json",
     "ubj": ".ubj",
     "onnx": ".onnx",
+    "torchscript": ".pt",  # a pytorch archive registered alone
 }
+# A model folder, registered as `MODEL_FOLDER/<its files' relative paths>`.
+MODEL_FOLDER = "model/"
 _LIBRARY_OF_FORMAT = {
     "joblib": Library.SKLEARN,
     "pickle": Library.SKLEARN,
@@ -137,18 +145,57 @@ def model_file(model: str, version: str, files: list[str]) -> str:
     return candidates[0]
 
 
-def library_of(model: str, version: str, filename: str, tags: list[str]) -> Library:
+def _tagged_library(model: str, version: str, tags: list[str]) -> Library | None:
     tagged = _tag_value(tags, LIBRARY_TAG)
+    if tagged is None:
+        return None
+    try:
+        return Library(tagged)
+    except ValueError:
+        known = ", ".join(x.value for x in Library)
+        raise InvalidInput(
+            f"{model} {version} in Comet: tag {LIBRARY_TAG}{tagged}: unknown library "
+            f"(known: {known})"
+        ) from None
+
+
+def library_of(model: str, version: str, filename: str, tags: list[str]) -> Library:
+    tagged = _tagged_library(model, version, tags)
     if tagged is not None:
-        try:
-            return Library(tagged)
-        except ValueError:
-            known = ", ".join(x.value for x in Library)
-            raise InvalidInput(
-                f"{model} {version} in Comet: tag {LIBRARY_TAG}{tagged}: unknown library "
-                f"(known: {known})"
-            ) from None
+        return tagged
     return _LIBRARY_OF_FORMAT[_FORMATS[PurePosixPath(filename).suffix.lower()]]
+
+
+def container_artifact(
+    model: str, version: str, library: Library, files: list[str]
+) -> tuple[str, str]:
+    """(artifact, format) of a version of a library only its serving container loads: its
+    model folder, the one top folder its files lie in, named with its `/` (`model/`); or,
+    for pytorch, its one `*.pt` file. Comet keeps a folder's files by their paths, so only
+    their names are read here: the files themselves are checked once fetched (validate).
+    InvalidInput, in one line, for any other layout."""
+    tops = sorted({f.split("/", 1)[0] + "/" for f in files if "/" in f})
+    loose = [f for f in files if "/" not in f and f not in _NOT_MODELS]
+    archives = [f for f in loose if f.lower().endswith(".pt")]
+    if len(tops) == 1 and not archives:
+        inside = [f.removeprefix(tops[0]) for f in files if f.startswith(tops[0])]
+        if library is Library.PYTORCH:
+            return tops[0], "torchscript"
+        fmt = weights_format(n for n in inside if "/" not in n)
+        if fmt is not None:
+            return tops[0], fmt
+    elif library is Library.PYTORCH and not tops and len(archives) == 1:
+        return archives[0], "torchscript"
+    listed = ", ".join(sorted(files)) or "no files"
+    folder = (
+        f"its model folder (its files under one folder, {MODEL_FOLDER}..., as comet_ml's "
+        "log_model logs a folder" + (")" if library is Library.PYTORCH else ", with weights)")
+    )
+    held = f"one *.pt file or {folder}" if library is Library.PYTORCH else folder
+    raise InvalidInput(
+        f"{model} {version} in Comet ({LIBRARY_TAG}{library}) has {listed}; a {library} "
+        f"version holds {held} and optionally {GOLDEN}"
+    )
 
 
 def _created_at(details: dict[str, Any]) -> str:
@@ -163,13 +210,19 @@ def model_version(workspace: str, model: str, details: dict[str, Any]) -> ModelV
     version = str(details["version"])
     tags = tags_of(details)
     files = [str(a.get("fileName", "")) for a in details.get("assets") or []]
-    artifact = model_file(model, version, files)
-    library = library_of(model, version, artifact, tags)
+    tagged = _tagged_library(model, version, tags)
+    if tagged is not None and tagged.container_only:
+        library = tagged
+        artifact, fmt = container_artifact(model, version, library, files)
+    else:
+        artifact = model_file(model, version, files)
+        library = library_of(model, version, artifact, tags)
+        fmt = _FORMATS[PurePosixPath(artifact).suffix.lower()]
     return ModelVersion(
         name=model,
         version=version,
         library=library,
-        format=_FORMATS[PurePosixPath(artifact).suffix.lower()],
+        format=fmt,
         artifact=artifact,
         golden=GOLDEN if GOLDEN in files else None,
         owner=_tag_value(tags, OWNER_TAG),

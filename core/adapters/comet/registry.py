@@ -5,7 +5,9 @@ workspace is `NotFound`, so a deployment of it is refused before anything is cre
 Registering makes a new version the way Comet does from an experiment, through its REST
 API: an experiment in project `mmm-registrations`, the files logged to it as a model, and
 that model registered as the next version (`records.next_version`: 1.0.0, then 1.1.0,
-1.2.0, ...), tagged `library:LIB` and `owner:TEAM`.
+1.2.0, ...), tagged `library:LIB` and `owner:TEAM`. A model folder (a library only its
+serving container loads) is logged file by file as `model/<relative path>`, as comet_ml's
+`log_model` logs a folder, and fetched back whole.
 Where a version stands is written back to Comet as tags, with `endpoint:NAME` for the
 endpoint it stands on (and as its status where the workspace allows that value): see
 `core.adapters.comet.records`.
@@ -24,6 +26,7 @@ from typing import Any
 from core.adapters.comet.client import CometClient, log_model_file, new_experiment
 from core.adapters.comet.records import (
     GOLDEN,
+    MODEL_FOLDER,
     STATUS_TAGS,
     SUFFIX_OF_FORMAT,
     endpoint_changes,
@@ -33,9 +36,10 @@ from core.adapters.comet.records import (
     status_of,
     tags_of,
 )
+from core.adapters.local.artifacts import tree_files
+from core.container_models import artifact_format, check_present
 from core.domain import Library, ModelVersion, VersionStatus
 from core.ports import InvalidInput, NotFound, PortError, TransientError
-from core.runtime.formats import detect_format
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,8 @@ class CometRegistry:
                     self.workspace, mv.name, mv.version, output_path=tmp
                 ),
             )
+            if wanted.endswith("/"):
+                return _take_folder(Path(tmp), wanted, dest, f"{mv.name} {mv.version}")
             found = [p for p in Path(tmp).rglob("*") if p.is_file() and p.name == wanted]
             if not found:
                 raise NotFound(f"{mv.name} {mv.version}: Comet sent no {wanted}")
@@ -137,11 +143,14 @@ class CometRegistry:
     ) -> ModelVersion:
         """A new version of `name` from these files, named the registry's way (the next
         semantic version), tagged with its library and owner."""
-        for path in (artifact, golden):
-            if path is not None and not path.is_file():
-                raise InvalidInput(f"{path}: no such file")
-        fmt = detect_format(artifact, library)
-        files = {f"model{SUFFIX_OF_FORMAT[fmt]}": artifact}
+        check_present(artifact, library)  # a file, or a folder for a container-only library
+        if golden is not None and not golden.is_file():
+            raise InvalidInput(f"{golden}: no such file")
+        fmt = artifact_format(artifact, library)
+        if artifact.is_dir():
+            files = {f"{MODEL_FOLDER}{rel}": artifact / rel for rel in tree_files(artifact)}
+        else:
+            files = {f"model{SUFFIX_OF_FORMAT[fmt]}": artifact}
         if golden is not None:
             files[GOLDEN] = golden
         what = f"registering {name} in Comet"
@@ -228,6 +237,21 @@ class CometRegistry:
             except PortError as exc:  # the tags already say it; the status is a courtesy
                 log.warning("Comet status of %s %s not set: %s", name, version, exc)
         return previous
+
+
+def _take_folder(downloaded: Path, wanted: str, dest: Path, what: str) -> Path:
+    """Move model folder `wanted` (`model/`) out of a downloaded version into `dest`, whole,
+    with its files at their relative paths; a copy fetched there before is replaced."""
+    found = downloaded / wanted.rstrip("/")
+    if not found.is_dir() or not tree_files(found):
+        raise NotFound(f"{what}: Comet sent no folder {wanted}")
+    target = dest / found.name
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)  # no file of an earlier fetch may stay
+    elif target.exists() or target.is_symlink():
+        target.unlink()
+    shutil.move(found, target)
+    return target
 
 
 def _logging(key: str, model: str, path: Path, file_name: str) -> Callable[[Any], None]:
