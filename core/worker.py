@@ -44,9 +44,10 @@ log = logging.getLogger("mmm.worker")
 # The longest wait between two tries of a step whose system does not answer.
 _BACKOFF_MAX_S = 300.0
 
-# Fault injection for crash tests: MMM_CRASH_AT="<step>:<point>[,...]" kills this process with
-# SIGKILL at that point. Points: after_run (the command ran, its result is not logged yet) and
-# after_log (the result is logged, the state that consumes it is not saved yet).
+# Fault injection for crash tests: MMM_CRASH_AT="<step>:<point>[@N][,...]" kills this process
+# with SIGKILL at that point (the Nth time this process passes it; the first by default).
+# Points: after_run (the command ran, its result is not logged yet) and after_log (the
+# result is logged, the state that consumes it is not saved yet).
 CRASH_ENV = "MMM_CRASH_AT"
 
 Progress = Callable[[Deployment], None]
@@ -62,6 +63,16 @@ CHANGES_USAGE = frozenset(Action) - {
     Action.SCAN_USAGE,
     Action.GATE,
 }
+
+
+def _crash_points(text: str) -> dict[str, int]:
+    """MMM_CRASH_AT's points, each with the time it kills at."""
+    points = {}
+    for part in (p.strip() for p in text.split(",")):
+        if part:
+            where, _, nth = part.partition("@")
+            points[where] = int(nth) if nth.isdigit() and int(nth) > 0 else 1
+    return points
 
 
 def worker_name() -> str:
@@ -88,7 +99,8 @@ class Worker:
         self.on_change = on_change
         self.settings = ws.settings.worker
         self.executor = Executor(ws, ports, store, clock)
-        self._crash_at = {p.strip() for p in os.environ.get(CRASH_ENV, "").split(",") if p.strip()}
+        self._crash_at = _crash_points(os.environ.get(CRASH_ENV, ""))
+        self._passed: dict[str, int] = {}
         self.stopping = threading.Event()  # set: finish the command in hand, start no other
         self._skipped: set[str] = set()  # unreadable records already reported
         self._keeper = LeaseKeeper(
@@ -97,8 +109,13 @@ class Worker:
         sweep_scratch(ws.home)  # scratch of workers killed before they could clean up
 
     def _crash_point(self, cmd: Command, point: str) -> None:
-        if self._crash_at and f"{cmd.key.split('/', 2)[-1]}:{point}" in self._crash_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if not self._crash_at:
+            return
+        here = f"{cmd.key.split('/', 2)[-1]}:{point}"
+        if here in self._crash_at:
+            self._passed[here] = self._passed.get(here, 0) + 1
+            if self._passed[here] >= self._crash_at[here]:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     # ------------------------------------------------------------ state changes
 

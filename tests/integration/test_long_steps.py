@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from core.domain import Library, iso
 from core.service import Service
 from core.store.sqlite import SqliteStore
 from tests.support.models import train_sklearn_regressor, write_golden
-from tests.support.worker_process import CHECKS_S, OPEN_S, fake_ports
+from tests.support.worker_process import CHECKS_S, OPEN_S, fake_ports, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 1.0
@@ -39,13 +38,7 @@ def workspace(tmp_path: Path) -> tuple[Path, Service]:
 
 
 def start_worker(home: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.worker_process", "worker", str(home), *extra],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return spawn(home, *extra)
 
 
 def time_of(t: float) -> str:

@@ -1,15 +1,20 @@
 """Recording fakes of the ports, for tests that need to see or break what mmm asks for.
 
 They keep their state in a JSON file when given one, so a worker in another
-process (the crash tests) and the test itself see the same endpoints and alarms.
+process (the crash tests) and the test itself see the same endpoints and alarms; a
+change to the file is made under a lock on it (`flock`), so several worker processes
+may share one.
 Failures are injected per method: `fail_next(method, error, times)`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,21 @@ class _Recorder:
         self.path = path
         self.calls: list[tuple[str, Any]] = []
         self._failures: dict[str, list[PortError]] = {}
-        self._lock = threading.Lock()
+        self._threads = threading.RLock()
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Held while the state is read, changed and written: by one thread of one process."""
+        with self._threads:
+            if self.path is None:
+                yield
+                return
+            with self.path.with_suffix(".lock").open("a") as held:
+                fcntl.flock(held, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(held, fcntl.LOCK_UN)
 
     def fail_next(self, method: str, error: PortError, times: int = 1) -> None:
         self._failures.setdefault(method, []).extend([error] * times)
@@ -51,7 +70,7 @@ class _Recorder:
         if self.path is None:
             self._mem = data
             return
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(self.path)
 
@@ -76,7 +95,7 @@ class RecordingServing(_Recorder):
         return [EndpointConfig.model_validate(v) for v in self._load().values()]
 
     def apply(self, config: EndpointConfig) -> EndpointConfig | None:
-        with self._lock:
+        with self._changing():
             self._enter("apply", config)
             data = self._load()
             key = self._key(config.name, config.region)
@@ -86,7 +105,7 @@ class RecordingServing(_Recorder):
         return EndpointConfig.model_validate(previous) if previous else None
 
     def delete(self, name: str, region: str) -> bool:
-        with self._lock:
+        with self._changing():
             self._enter("delete", (name, region))
             data = self._load()
             gone = data.pop(self._key(name, region), None)
@@ -121,25 +140,28 @@ class RecordingMonitor(_Recorder):
         self.traffic: dict[tuple[str, str, str], tuple[int, int, float | None]] = {}
 
     def ensure_alarms(self, endpoint: str, region: str, variant: str, alarms: Alarms) -> list[str]:
-        self._enter("ensure_alarms", (endpoint, variant))
-        names = [alarm_name(endpoint, variant, m) for m in ("error_rate", "p99_latency_ms")]
-        data = self._load()
-        for name in names:
-            data.setdefault(name, {"firing": False, "value": 0.0})
-        self._save(data)
-        return names
+        with self._changing():
+            self._enter("ensure_alarms", (endpoint, variant))
+            names = [alarm_name(endpoint, variant, m) for m in ("error_rate", "p99_latency_ms")]
+            data = self._load()
+            for name in names:
+                data.setdefault(name, {"firing": False, "value": 0.0})
+            self._save(data)
+            return names
 
     def delete_alarms(self, names: list[str], region: str) -> None:
-        self._enter("delete_alarms", names)
-        data = self._load()
-        for name in names:
-            data.pop(name, None)
-        self._save(data)
+        with self._changing():
+            self._enter("delete_alarms", names)
+            data = self._load()
+            for name in names:
+                data.pop(name, None)
+            self._save(data)
 
     def fire(self, name: str, value: float) -> None:
-        data = self._load()
-        data[name] = {"firing": True, "value": value}
-        self._save(data)
+        with self._changing():
+            data = self._load()
+            data[name] = {"firing": True, "value": value}
+            self._save(data)
 
     def evaluate(
         self, names: list[str], region: str, since: float | None = None
@@ -180,11 +202,12 @@ class RecordingCodeHost(_Recorder):
     def open_change(
         self, change_id: str, files: dict[str, str], deletions: list[str], title: str, author: str
     ) -> Change:
-        self._enter("open_change", change_id)
-        data = self._load()
-        data.setdefault("changes", {})[change_id] = {"files": files, "deletions": deletions}
-        self._save(data)
-        return Change(id=change_id, url=f"fake://{change_id}", head=f"head-{change_id}")
+        with self._changing():
+            self._enter("open_change", change_id)
+            data = self._load()
+            data.setdefault("changes", {})[change_id] = {"files": files, "deletions": deletions}
+            self._save(data)
+            return Change(id=change_id, url=f"fake://{change_id}", head=f"head-{change_id}")
 
     def checks(self, change: Change) -> CheckResult | None:
         self._enter("checks", change.id)
@@ -193,26 +216,28 @@ class RecordingCodeHost(_Recorder):
         )
 
     def merge(self, change: Change) -> Change:
-        self._enter("merge", change.id)
-        data = self._load()
-        main = data.setdefault("main", {})
-        spec = data["changes"][change.id]
-        main.update(spec["files"])
-        for path in spec["deletions"]:
-            main.pop(path, None)
-        self._save(data)
-        return change.model_copy(update={"merged_sha": f"merge-{change.id}"})
+        with self._changing():
+            self._enter("merge", change.id)
+            data = self._load()
+            main = data.setdefault("main", {})
+            spec = data["changes"][change.id]
+            main.update(spec["files"])
+            for path in spec["deletions"]:
+                main.pop(path, None)
+            self._save(data)
+            return change.model_copy(update={"merged_sha": f"merge-{change.id}"})
 
     def revert(self, change: Change, author: str) -> str | None:
-        self._enter("revert", change.id)
-        data = self._load()
-        spec = data.get("changes", {}).get(change.id)
-        if spec and change.merged_sha:
-            for path in spec["files"]:
-                data.get("main", {}).pop(path, None)
-            self._save(data)
-            return f"revert-{change.id}"
-        return None
+        with self._changing():
+            self._enter("revert", change.id)
+            data = self._load()
+            spec = data.get("changes", {}).get(change.id)
+            if spec and change.merged_sha:
+                for path in spec["files"]:
+                    data.get("main", {}).pop(path, None)
+                self._save(data)
+                return f"revert-{change.id}"
+            return None
 
     def files(self, prefix: str = "") -> list[str]:
         return sorted(p for p in self._load().get("main", {}) if p.startswith(prefix))

@@ -2,7 +2,10 @@
 repository are the file-backed recording fakes (tests/support/fakes.py) in `<home>/fakes/`.
 
     python -m tests.support.worker_process worker HOME [--clock FILE]
-        runs a worker until no deployment is left to run. With --clock, the worker's clock
+        runs a worker until no deployment is left to run, on the store mmm.yaml names (the
+        SQLite file, or DynamoDB). With MMM_TEST_EXECUTIONS=FILE in the environment, each
+        command it runs is appended to FILE as a JSON line {"key", "pid"} before it runs
+        (a command fed back from the command log is not run). With --clock, the worker's clock
         is the UNIX time written in FILE (the test moves it), and the code host is slow in
         that clock: open_change blocks for OPEN_S, checks run for CHECKS_S.
     python -m tests.support.worker_process notifier HOME OUT [--lease S]
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,12 +27,11 @@ from typing import Any
 
 from core.adapters.local.artifacts import LocalArtifactStore
 from core.adapters.local.registry import LocalRegistry
-from core.bootstrap import load_workspace
-from core.domain import Deployment
+from core.bootstrap import build_store, load_workspace
+from core.domain import Command, Deployment
 from core.feed import FeedEntry
 from core.notify import Notifications, SilentNotifier
 from core.ports import Change, CheckResult, Ports
-from core.store.sqlite import SqliteStore
 from core.worker import Worker
 from tests.support.fakes import RecordingCodeHost, RecordingMonitor, RecordingServing
 
@@ -92,9 +95,24 @@ class SlowCodeHost(RecordingCodeHost):
         return CheckResult(passed=True, summary="slow checks passed")
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn(home: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`worker HOME [extra...]` in a process of its own (output piped, merged)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.worker_process", "worker", str(home), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def run_worker(home: Path, clock_file: Path | None) -> None:
     ws = load_workspace(home)
-    store = SqliteStore(home / "state.db")
+    store = build_store(ws)
     ports = fake_ports(home)
     if clock_file is None:
         worker = Worker(ws, store, ports)
@@ -102,6 +120,16 @@ def run_worker(home: Path, clock_file: Path | None) -> None:
         clock = FileClock(clock_file)
         ports.codehost = SlowCodeHost(home / "fakes" / "codehost.json", clock)
         worker = Worker(ws, store, ports, clock=clock, sleep=lambda s: time.sleep(0.01))
+    executions = os.environ.get("MMM_TEST_EXECUTIONS")
+    if executions:
+        run = worker.executor.run
+
+        def logged(d: Deployment, cmd: Command) -> Any:
+            with open(executions, "a") as f:  # one write per line: lines never interleave
+                f.write(json.dumps({"key": cmd.key, "pid": os.getpid()}) + "\n")
+            return run(d, cmd)
+
+        worker.executor.run = logged  # type: ignore[method-assign]
     worker.run_once()
 
 
@@ -123,7 +151,7 @@ class AppendingNotifier:
 
 
 def run_notifier(home: Path, out: Path, lease_s: float) -> None:
-    store = SqliteStore(home / "state.db")
+    store = build_store(load_workspace(home))
     notifications = Notifications(store, AppendingNotifier(out), name="test", lease_s=lease_s)
     while notifications.run_once() or store.cursor("test") < store.last_change():
         time.sleep(0.05)  # the cursor's lease may still be a killed predecessor's
