@@ -71,34 +71,82 @@ def _gate(gate: Gate, stage: Stage, suffix: str = "") -> Step:
     return Step(name=name, stage=stage, action=Action.GATE, args={"gate": gate.value})
 
 
-def _rollout(steps: list[int], bake_s: float, gates: set[Gate]) -> list[Step]:
+def _at(region: str | None) -> tuple[str, dict[str, Any]]:
+    """A step's name suffix and args when it acts in one region of several."""
+    return (f"@{region}", {"region": region}) if region else ("", {})
+
+
+def _rollout(
+    steps: list[int], bake_s: float, gates: set[Gate], region: str | None = None
+) -> list[Step]:
     out: list[Step] = []
+    suffix, _ = _at(region)
     for i, percent in enumerate(steps):
+        out += _shift(percent, bake_s, region)
+        if Gate.BETWEEN_STEPS in gates and i < len(steps) - 1:
+            out.append(_gate(Gate.BETWEEN_STEPS, Stage.ROLLOUT, f":{percent}{suffix}"))
+    return out
+
+
+def _shift(percent: int, bake_s: float, region: str | None) -> list[Step]:
+    suffix, where = _at(region)
+    out = [
+        Step(
+            name=f"shift:{percent}{suffix}",
+            stage=Stage.ROLLOUT,
+            action=Action.SHIFT_TRAFFIC,
+            args={"percent": percent, **where},
+        )
+    ]
+    if bake_s > 0:
         out.append(
             Step(
-                name=f"shift:{percent}",
+                name=f"bake:{percent}{suffix}",
                 stage=Stage.ROLLOUT,
-                action=Action.SHIFT_TRAFFIC,
-                args={"percent": percent},
+                action=Action.BAKE,
+                args={"seconds": bake_s, "percent": percent, **where},
             )
         )
-        if bake_s > 0:
-            out.append(
-                Step(
-                    name=f"bake:{percent}",
-                    stage=Stage.ROLLOUT,
-                    action=Action.BAKE,
-                    args={"seconds": bake_s, "percent": percent},
-                )
-            )
+    return out
+
+
+def _waved(spec: DeploymentSpec, steps: list[int], bake_s: float, gates: set[Gate]) -> list[Step]:
+    """The traffic steps in every region: one region's after another's (`waves: region`), or
+    each step in every region before the next step (`waves: step`)."""
+    regions: list[str | None] = list(spec.regions) if len(spec.regions) > 1 else [None]
+    if spec.waves == "region":
+        return [s for r in regions for s in _rollout(steps, bake_s, gates, r)]
+    out: list[Step] = []
+    for i, percent in enumerate(steps):
+        for region in regions:
+            out += _shift(percent, bake_s, region)
         if Gate.BETWEEN_STEPS in gates and i < len(steps) - 1:
             out.append(_gate(Gate.BETWEEN_STEPS, Stage.ROLLOUT, f":{percent}"))
     return out
 
 
+def _provision(region: str | None, golden_on_endpoint: bool) -> list[Step]:
+    """The candidate made to serve in `region` (None: in the deployment's only region)."""
+    suffix, where = _at(region)
+    s = Stage.PROVISION
+    out = [
+        Step(name=f"create_variant{suffix}", stage=s, action=Action.CREATE_VARIANT, args=where),
+        Step(name=f"create_alarms{suffix}", stage=s, action=Action.CREATE_ALARMS, args=where),
+    ]
+    if golden_on_endpoint:
+        out.append(
+            Step(name=f"check_golden{suffix}", stage=s, action=Action.CHECK_GOLDEN, args=where)
+        )
+    return out
+
+
 def deploy_plan(spec: DeploymentSpec, golden_on_endpoint: bool = False) -> list[Step]:
     """`golden_on_endpoint`: the model is one only its serving container loads, so its golden
-    data is checked against the candidate variant once provisioned, before traffic shifts."""
+    data is checked against the candidate variant once provisioned, before traffic shifts.
+
+    With several regions, provisioning and traffic steps act in one region each, in the
+    order of `spec.regions` (see `waves`); code, checks, the artifact's copy and the
+    registry happen once."""
     gates = set(spec.gates)
     s = Stage
     plan: list[Step] = [
@@ -119,31 +167,34 @@ def deploy_plan(spec: DeploymentSpec, golden_on_endpoint: bool = False) -> list[
             action=Action.SET_STATUS,
             args={"status": "staging"},
         ),
-        Step(name="create_variant", stage=s.PROVISION, action=Action.CREATE_VARIANT),
-        Step(name="create_alarms", stage=s.PROVISION, action=Action.CREATE_ALARMS),
     ]
-    if golden_on_endpoint:
-        plan.append(Step(name="check_golden", stage=s.PROVISION, action=Action.CHECK_GOLDEN))
-    if Gate.BEFORE_ROLLOUT in gates:
-        plan.append(_gate(Gate.BEFORE_ROLLOUT, s.ROLLOUT))
+    regions: list[str | None] = list(spec.regions) if len(spec.regions) > 1 else [None]
     strategy = spec.strategy
-    if isinstance(strategy, AllAtOnce):
-        plan += _rollout([100], strategy.bake_s, gates)
-    elif isinstance(strategy, BlueGreen):
-        plan += _rollout(strategy.steps, strategy.bake_s, gates)
-    elif isinstance(strategy, Shadow):
-        plan += [
-            Step(name="start_shadow", stage=s.ROLLOUT, action=Action.START_SHADOW),
-            Step(name="collect", stage=s.ROLLOUT, action=Action.COLLECT),
-            Step(name="analyze", stage=s.ROLLOUT, action=Action.ANALYZE),
-            Step(name="stop_shadow", stage=s.ROLLOUT, action=Action.STOP_SHADOW),
-        ]
-        if not strategy.auto_approve or Gate.BEFORE_PROMOTE in gates:
-            plan.append(_gate(Gate.BEFORE_PROMOTE, s.ROLLOUT))
-        if strategy.then is StrategyKind.BLUE_GREEN:
-            plan += _rollout(strategy.steps, strategy.bake_s, gates)
-        else:
-            plan += _rollout([100], 0, gates)
+    waved = spec.waves == "region" and not isinstance(strategy, Shadow)
+    if waved:  # each region whole before the next: provisioned, then its traffic steps
+        steps, bake_s = _steps_of(spec)
+        for i, region in enumerate(regions):
+            plan += _provision(region, golden_on_endpoint)
+            if i == 0 and Gate.BEFORE_ROLLOUT in gates:
+                plan.append(_gate(Gate.BEFORE_ROLLOUT, s.ROLLOUT))
+            plan += _rollout(steps, bake_s, gates, region)
+    else:
+        for region in regions:
+            plan += _provision(region, golden_on_endpoint)
+        if Gate.BEFORE_ROLLOUT in gates:
+            plan.append(_gate(Gate.BEFORE_ROLLOUT, s.ROLLOUT))
+        if isinstance(strategy, Shadow):
+            # one shadow test across every region, then the promotion in waves
+            plan += [
+                Step(name="start_shadow", stage=s.ROLLOUT, action=Action.START_SHADOW),
+                Step(name="collect", stage=s.ROLLOUT, action=Action.COLLECT),
+                Step(name="analyze", stage=s.ROLLOUT, action=Action.ANALYZE),
+                Step(name="stop_shadow", stage=s.ROLLOUT, action=Action.STOP_SHADOW),
+            ]
+            if not strategy.auto_approve or Gate.BEFORE_PROMOTE in gates:
+                plan.append(_gate(Gate.BEFORE_PROMOTE, s.ROLLOUT))
+        steps, bake_s = _steps_of(spec)
+        plan += _waved(spec, steps, bake_s, gates)
     if Gate.BEFORE_FINALIZE in gates:
         plan.append(_gate(Gate.BEFORE_FINALIZE, s.FINALIZE))
     plan += [
@@ -156,6 +207,19 @@ def deploy_plan(spec: DeploymentSpec, golden_on_endpoint: bool = False) -> list[
         ),
     ]
     return plan
+
+
+def _steps_of(spec: DeploymentSpec) -> tuple[list[int], float]:
+    """The traffic steps and bake of the strategy's rollout (a shadow's promotion)."""
+    strategy = spec.strategy
+    if isinstance(strategy, BlueGreen):
+        return strategy.steps, strategy.bake_s
+    if isinstance(strategy, Shadow):
+        if strategy.then is StrategyKind.BLUE_GREEN:
+            return strategy.steps, strategy.bake_s
+        return [100], 0
+    assert isinstance(strategy, AllAtOnce)
+    return [100], strategy.bake_s
 
 
 def retire_plan() -> list[Step]:

@@ -158,6 +158,10 @@ class DeploymentSpec(Strict):
 
     endpoint: str | None = None
     regions: list[str] = Field(default_factory=lambda: ["local"])
+    # Several regions roll out in waves, in the order listed: `region` runs each region's
+    # provisioning and rollout before the next region starts; `step` provisions each region
+    # in turn, then takes every traffic step (and its bake) region by region.
+    waves: Literal["region", "step"] = "region"
     instance: Instance = Field(default_factory=Instance)
     autoscaling: Autoscaling | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)

@@ -7,14 +7,14 @@ from datetime import timedelta
 
 from core.domain import Command, Deployment
 from core.layout import variant_name
-from core.steps.base import Done, NotYet, Outcome, Steps, since
+from core.steps.base import Done, NotYet, Outcome, Steps, regions_of, since
 
 
 class AlarmSteps(Steps):
     def create_alarms(self, d: Deployment, cmd: Command) -> Outcome:
         variant = variant_name(d.model, d.version)
         created = []
-        for region in d.regions:
+        for region in regions_of(d, cmd):
             names = self.ports.monitor.ensure_alarms(d.endpoint, region, variant, d.spec.alarms)
             created.append(
                 {
@@ -25,10 +25,12 @@ class AlarmSteps(Steps):
                     "thresholds": d.spec.alarms.model_dump(),
                 }
             )
+        made = {a["region"] for a in created}  # (again, if run again after a crash)
+        every = [a for a in d.context.alarms if a["region"] not in made] + created
         return Done(
             {
                 "alarms": created,
-                "facts": {"alarms": created},
+                "facts": {"alarms": every},
                 "summary": f"{sum(len(a['names']) for a in created)} alarms",
             }
         )

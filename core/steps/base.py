@@ -59,6 +59,13 @@ class Steps:
         return datetime.fromisoformat(progress.started) if progress and progress.started else now
 
 
+def regions_of(d: Deployment, cmd: Command) -> list[str]:
+    """The regions `cmd` acts in: its own, when it is one region's step of several (a wave,
+    core.plan), else every region of the deployment."""
+    region = cmd.args.get("region")
+    return [region] if region else list(d.regions)
+
+
 def since(started: datetime, of_s: float | None = None) -> StepProgress:
     """A long step's progress: when it started (read back at the next look) and how long it
     lasts; a front end draws the bar from the two, so every look need not be news."""

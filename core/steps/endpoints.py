@@ -74,7 +74,7 @@ class EndpointSteps(Steps):
         """What the step reads live and what it will write, per endpoint it targets."""
         action = Action(cmd.action)
         entries = []
-        for target in d.context.endpoints:
+        for target in _targets(d, cmd):
             name, region = target["name"], target["region"]
             read = endpoint_entry(name, region, self.ports.serving.get_endpoint(name, region))
             wrote = dump_config(self._desired(d, action, cmd.args, read))
@@ -94,7 +94,10 @@ class EndpointSteps(Steps):
         if waiting is not None:
             return waiting
         after = [endpoint_entry(e["name"], e["region"], load_config(e["wrote"])) for e in entries]
-        facts: dict[str, Any] = {"endpoints": after}
+        # every endpoint of the deployment stays in its facts, changed here or not
+        changed = {(e["name"], e["region"]): e for e in after}
+        kept = [changed.get((e["name"], e["region"]), e) for e in d.context.endpoints]
+        facts: dict[str, Any] = {"endpoints": kept}
         if action is Action.DRAIN_OLD:
             read = [endpoint_entry(e["name"], e["region"], load_config(e["read"])) for e in entries]
             facts.update(self._drained(d, read))
@@ -175,6 +178,13 @@ class EndpointSteps(Steps):
                     }
                 )
         return {"targets": targets}
+
+
+def _targets(d: Deployment, cmd: Command) -> list[EndpointEntry]:
+    """The endpoints `cmd` changes: those of its region, when it acts in one of several."""
+    # (a retirement's endpoints are wherever the model serves, not only in its regions)
+    region = cmd.args.get("region")
+    return [e for e in d.context.endpoints if region is None or e["region"] == region]
 
 
 def endpoint_template(spec: DeploymentSpec, endpoint: str, region: str) -> EndpointConfig:

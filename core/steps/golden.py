@@ -17,7 +17,7 @@ from core.domain import Command, Deployment, Library, known
 from core.layout import variant_name
 from core.ports import PortError, VariantCalls
 from core.runtime.golden import GoldenReport, check_golden, read_golden
-from core.steps.base import Done, Outcome, Steps
+from core.steps.base import Done, Outcome, Steps, regions_of
 
 
 class _Variant:
@@ -53,10 +53,11 @@ class GoldenSteps(Steps):
         library = Library(known(d.context.library, "library"))
         name = variant_name(d.model, d.version)
         reports: list[tuple[str, GoldenReport]] = []
-        for region in d.regions:
+        regions = regions_of(d, cmd)
+        for region in regions:
             predictor = _Variant(serving, d.endpoint, region, name, library)
             reports.append((region, check_golden(predictor, cases, d.spec.tolerance)))
         failed = [(region, report) for region, report in reports if not report.passed]
         region, shown = failed[0] if failed else reports[0]
-        where = f"{name} in {region}" if failed else f"{name} in {', '.join(d.regions)}"
+        where = f"{name} in {region}" if failed else f"{name} in {', '.join(regions)}"
         return Done({"passed": not failed, "summary": f"{where}: {shown.summary()}"})

@@ -482,3 +482,39 @@ def test_a_container_model_is_checked_on_its_variant_before_traffic_shifts(
 
 def _refuse(n: int) -> str:
     raise RuntimeError("CUDA out of memory")
+
+
+def test_regions_roll_out_in_waves_and_a_failure_in_the_second_undoes_both(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    both = [REGION, OTHER]
+    first = svc.run(svc.deploy(MODEL, "1", ENDPOINT, regions=both))
+    assert first.state is DeploymentState.SUCCEEDED, first.shown_error
+    blue_green = {"regions": both, "strategy": {"kind": "blue-green", "steps": [50, 100],
+                                                "bake_s": 0}}  # fmt: skip
+    before = inventory(aws), inventory(aws, OTHER)
+    # the first UpdateEndpoint (the candidate in the first region) goes through; the second
+    # (in the second region) rolls back, as SageMaker does when a variant cannot start
+    moto_sagemaker.LIFECYCLE.fail_next_update("the candidate's container did not start", after=1)
+    d = svc.run(svc.deploy(MODEL, "2", ENDPOINT, file=_file(tmp_path, **blue_green)))
+    assert d.state is DeploymentState.FAILED
+    assert d.error is not None and d.error.startswith(f"create_variant@{OTHER}:")
+    assert "the candidate's container did not start" in d.error
+    done = [e.step for e in d.events if type(e).__name__ == "StepSucceeded"]
+    # the first region went all the way before the second began
+    assert done[done.index(f"create_variant@{REGION}") :] == [
+        f"create_variant@{REGION}", f"create_alarms@{REGION}",
+        f"shift:50@{REGION}", f"shift:100@{REGION}",
+    ]  # fmt: skip
+    for region in both:
+        config = svc.ports.serving.get_endpoint(ENDPOINT, region)
+        assert config is not None and [(v.name, v.weight) for v in config.variants] == [
+            ("churn-v1", 100.0)
+        ]
+    after = inventory(aws), inventory(aws, OTHER)
+    for was, now in zip(before, after, strict=True):
+        assert {k: v for k, v in now.items() if k != "configs"} == {
+            k: v for k, v in was.items() if k != "configs"
+        }

@@ -11,7 +11,8 @@ weights update without one. Here:
   `looks` calls, with `PendingDeploymentSummary.EndpointConfigName` naming the new config
   while a config changes; then the change takes effect. `LastModifiedTime` moves with
   every change, as on AWS.
-- `fail_next_update(reason)` makes the next UpdateEndpoint roll back silently, as SageMaker
+- `fail_next_update(reason, after=0)` makes the next UpdateEndpoint (or the one after
+  `after` more) roll back silently, as SageMaker
   sometimes does: `Updating`, then `RollingBack`, then `InService` on the OLD config with
   `FailureReason` = reason (which may be empty).
 - An endpoint config takes SageMaker's newer GPU instance types (ml.g5, ml.g6, ml.g6e),
@@ -95,7 +96,7 @@ class SageMakerLifecycle:
 
     looks: int = 2  # DescribeEndpoint calls that see a transitional status
     changes: dict[tuple[str, str, str], _Change] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
+    failures: list[str | None] = field(default_factory=list)  # None: this one goes through
     responders: dict[str, Responder] = field(default_factory=dict)  # by variant name
     rng: random.Random = field(default_factory=random.Random)  # picks a production variant
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -107,10 +108,11 @@ class SageMakerLifecycle:
             self.failures.clear()
             self.responders.clear()
 
-    def fail_next_update(self, reason: str = "") -> None:
-        """The next UpdateEndpoint rolls back silently (InService on the old config)."""
+    def fail_next_update(self, reason: str = "", after: int = 0) -> None:
+        """The next UpdateEndpoint (or the one after `after` more) rolls back silently
+        (InService on the old config)."""
         with self.lock:
-            self.failures.append(reason)
+            self.failures += [None] * after + [reason]
 
 
 LIFECYCLE = SageMakerLifecycle()

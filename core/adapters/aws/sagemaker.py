@@ -461,6 +461,9 @@ class SageMakerServing:
         structure = naming.config_structure(wanted, name, region)
         live = naming.config_structure(desc.config_name, name, region)
         if live != structure or desc.config is None or not _same(desc.config, config):
+            # what the failed change made (its config, the candidate's model) serves nothing:
+            # nothing would remove it later, as no step made a change to undo
+            self._sweep(name, region, keep=desc.config_name)
             raise PortError(
                 f"{where} rolled back: it serves config {desc.config_name}, not {wanted} as "
                 f"asked ({_weights(desc.config)} instead of {_weights(config)}); reason: "
