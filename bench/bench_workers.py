@@ -1,0 +1,131 @@
+"""Workers and stores: deployments advanced per second by 1, 2 and 4 worker processes on
+SQLite and on DynamoDB (moto's server over HTTP, in this process), and the dashboard's
+first page with 50,000 deployments on each store.
+
+Throughput: for each store and number of workers, a fresh workspace with DEPLOYMENTS
+all-at-once deployments (each of its own version to its own endpoint, on the recording
+fakes of tests/support, so the systems cost nothing), then that many `worker` processes
+started at once; the figure is deployments / seconds until every one has ended.
+
+First page: 50,000 deployments (tests/support/bulk.py) in each store, then the median of
+ROUNDS reads of `deployments(DeploymentQuery())` (what the dashboard shows first: 50
+deployments, active first, newest first) and of its count.
+
+moto answers in Python what DynamoDB answers in its own service: DynamoDB's figures here
+are moto's, not AWS's, and say only that the store's work stays within pages and keys.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.bootstrap import build_store, load_workspace
+from core.domain import DeploymentState, Library
+from core.service import Service
+from core.store import DeploymentQuery, Store
+from core.store.dynamodb import DynamoStore
+from core.store.sqlite import SqliteStore
+from tests.support.bulk import bulk_insert, drafts
+from tests.support.models import train_sklearn_regressor, write_golden
+from tests.support.moto_server import DUMMY_ENV, REGION, reset, server_url
+from tests.support.worker_process import fake_ports, spawn
+
+DEPLOYMENTS = 40
+WORKERS = (1, 2, 4)
+MANY = 50_000
+ROUNDS = 5  # a count on moto over 50,000 items takes tens of seconds
+
+
+def _settings(store: str, table: str) -> dict[str, Any]:
+    settings: dict[str, Any] = {"worker": {"lease_s": 5, "poll_s": 0.05, "backoff_s": 0}}
+    if store == "dynamodb":
+        settings["backends"] = {"store": "dynamodb"}
+        settings["aws"] = {"region": REGION, "endpoint_url": server_url(), "table": table}
+    return settings
+
+
+def throughput(store: str, workers: int, models: Path) -> float:
+    """Deployments per second of `workers` processes on a fresh `store`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "ws"
+        home.mkdir()
+        table = f"bench-{store}-{workers}"
+        (home / "mmm.yaml").write_text(yaml.safe_dump(_settings(store, table)))
+        ws = load_workspace(home)
+        svc = Service(ws, build_store(ws), fake_ports(home), "bench")
+        artifact, golden = models / "model.joblib", models / "golden.jsonl"
+        for n in range(DEPLOYMENTS):
+            svc.ports.registry.register("m", artifact, Library.SKLEARN, golden, None, "bench")
+            svc.deploy("m", str(n + 1), f"ep-{n:03d}")
+        started = time.perf_counter()
+        running = [spawn(home, env={**os.environ, **DUMMY_ENV}) for _ in range(workers)]
+        for process in running:
+            out, _ = process.communicate(timeout=3600)
+            if process.returncode != 0:
+                raise SystemExit(f"a worker failed:\n{out}")
+        elapsed = time.perf_counter() - started
+        ended = svc.store.deployments(DeploymentQuery(limit=1000))
+        assert all(d.state is DeploymentState.SUCCEEDED for d in ended), "not all succeeded"
+        svc.store.close()
+        return DEPLOYMENTS / elapsed
+
+
+def first_page(store: Store) -> tuple[float, float]:
+    """Median seconds of the dashboard's first page and of its count."""
+    store.deployments(DeploymentQuery())  # warm up
+    pages, counts = [], []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        store.deployments(DeploymentQuery())
+        pages.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        store.count(DeploymentQuery(active_only=True))
+        counts.append(time.perf_counter() - started)
+    return statistics.median(pages), statistics.median(counts)
+
+
+def main() -> None:
+    os.environ.update(DUMMY_ENV)
+    server_url()
+    reset()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp)
+        artifact = train_sklearn_regressor(models)
+        artifact.rename(models / "model.joblib")
+        write_golden(models / "model.joblib", Library.SKLEARN, models).rename(
+            models / "golden.jsonl"
+        )
+        print(f"workers: {DEPLOYMENTS} all-at-once deployments per run, on recording fakes")
+        for store in ("sqlite", "dynamodb"):
+            base = None
+            for workers in WORKERS:
+                rate = throughput(store, workers, models)
+                base = base or rate
+                print(
+                    f"  {store:8s} {workers} worker(s)  {rate:6.2f} deployments/s"
+                    f"   x{rate / base:.2f} of one worker"
+                )
+    print(f"first page of {MANY:,} deployments (median of {ROUNDS})")
+    written = drafts(MANY)
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = SqliteStore(Path(tmp) / "state.db")
+        bulk_insert(sqlite, written)
+        from core.adapters.aws.session import AwsClients
+
+        dynamo = DynamoStore(AwsClients(REGION, server_url()), "bench-first-page")
+        started = time.perf_counter()
+        bulk_insert(dynamo, written)
+        print(f"  (DynamoDB on moto filled in {time.perf_counter() - started:.0f} s)")
+        for name, store in (("sqlite", sqlite), ("dynamodb", dynamo)):
+            page, count = first_page(store)
+            print(
+                f"  {name:8s} page of 50 {page * 1000:8.1f} ms   count of active {count * 1000:8.1f} ms"
+            )
+        sqlite.close()
