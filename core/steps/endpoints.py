@@ -211,13 +211,16 @@ def settle_timeout_s(startup_s: int) -> int:
 
 
 def _weights_summary(entries: list[EndpointEntry]) -> str:
+    # the region is named where the entries span several (a wave's step, drain_old)
+    several = len({e["region"] for e in entries}) > 1
     parts = []
     for entry in entries:
+        name = f"{entry['name']} ({entry['region']})" if several else entry["name"]
         config = entry.get("config")
         if not config:
-            parts.append(f"{entry['name']}: removed")
+            parts.append(f"{name}: removed")
             continue
         weights = ", ".join(f"{v['name']} {v['weight']:g}%" for v in config["variants"])
         shadow = f"; shadow {config['shadow']['variant']['name']}" if config.get("shadow") else ""
-        parts.append(f"{entry['name']}: {weights}{shadow}")
+        parts.append(f"{name}: {weights}{shadow}")
     return "; ".join(parts)
