@@ -153,7 +153,12 @@ def title(d: Deployment) -> str:
         versions = d.context.versions or []
         what = ", ".join(f"v{v}" for v in versions) if versions else "all versions"
         return f"retire *{d.model}* {what}"
-    return f"*{d.model}* v{d.version} → `{d.endpoint}` · {d.strategy}"
+    return f"*{d.model}* v{d.version} → `{d.endpoint}` · {d.strategy}{_waves(d)}"
+
+
+def _waves(d: Deployment) -> str:
+    """The regions of a deployment to several, in the order its waves take them."""
+    return f" · {' → '.join(d.regions)}" if len(d.regions) > 1 else ""
 
 
 def plain_title(d: Deployment) -> str:
@@ -162,7 +167,8 @@ def plain_title(d: Deployment) -> str:
         versions = d.context.versions or []
         what = ", ".join(f"v{v}" for v in versions) if versions else "all versions"
         return f"retire {d.model} {what}"
-    return f"{d.model} v{d.version} -> {d.endpoint} ({d.strategy})"
+    regions = f", {' -> '.join(d.regions)}" if len(d.regions) > 1 else ""
+    return f"{d.model} v{d.version} -> {d.endpoint} ({d.strategy}{regions})"
 
 
 def summary_text(d: Deployment) -> str:

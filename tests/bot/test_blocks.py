@@ -49,6 +49,14 @@ def test_a_version_is_shown_as_the_registry_names_it() -> None:
     assert "*churn* v1.1.0" in shown and "churn-scorer" in shown and "shadow" in shown
 
 
+def test_a_deployment_to_several_regions_names_them_in_wave_order() -> None:
+    d = deployment(regions=["eu-west-1", "us-east-1"])
+    shown = text_of(blocks.deployment_message(d, SETTINGS))
+    assert "· eu-west-1 → us-east-1" in shown
+    assert "(shadow, eu-west-1 -> us-east-1)" in blocks.summary_text(d)
+    assert "→ us" not in text_of(blocks.deployment_message(deployment(), SETTINGS))
+
+
 def test_waiting_at_a_gate_carries_approve_and_abort_with_a_confirmation() -> None:
     d = deployment(state=DeploymentState.WAITING_APPROVAL, stage=Stage.ROLLOUT, step=8)
     d.context.gate = Gate.BEFORE_PROMOTE
