@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.e2e.conftest import Workspace
+
+pytestmark = pytest.mark.slow  # the same waves in process: tests/integration/test_region_waves.py
 
 
 def test_two_local_regions_roll_out_one_after_the_other(ws: Workspace, tmp_path: Path) -> None:

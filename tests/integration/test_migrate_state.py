@@ -121,6 +121,7 @@ def test_an_interrupted_copy_is_made_again(
     assert copied.deployments == 2 and dynamo.count(DeploymentQuery()) == 2
 
 
+@pytest.mark.slow  # four processes; the copy itself is tested above
 def test_the_command(tmp_path: Path, aws: Aws) -> None:  # noqa: F811
     svc = sqlite_workspace(tmp_path)
     env = {**os.environ, **DUMMY_ENV}

@@ -82,7 +82,8 @@ def _still_there(built: Filled) -> bool:
         pytest.param(("sqlite", 50_000), id="sqlite-50000", marks=pytest.mark.slow),
         # moto answers a Query slower than SQLite: a smaller mix, with every state, kind
         # and tie still in it
-        pytest.param(("dynamodb", 400), id="dynamodb-400"),
+        # (in `make test-slow`: the store suite of test_store.py runs on DynamoDB in both)
+        pytest.param(("dynamodb", 400), id="dynamodb-400", marks=pytest.mark.slow),
     ]
 )
 def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Filled:
