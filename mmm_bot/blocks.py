@@ -306,16 +306,21 @@ def status_message(d: Deployment, settings: SlackSettings) -> Message:
     return Message(text=base.text, blocks=[*base.blocks, *extra][:_BLOCKS_MAX])
 
 
-def status_list(items: list[Deployment], total: int) -> Message:
-    """`/mmm status`: the newest deployments, active first."""
+def status_list(items: list[Deployment], total: int | None, limit: int) -> Message:
+    """`/mmm status`: the newest deployments, active first; `total` is None when the store
+    does not count (then a list of `limit` may have more behind it)."""
     if not items:
         return Message(text="no deployments yet", blocks=[section("No deployments yet.")])
     lines = [
         f"{_STATE_ICON[d.state]} `{d.id}` {title(d)} · {d.state.value.replace('_', ' ')}"
         for d in items
     ]
-    more = f" (the newest {len(items)} of {total})" if total > len(items) else ""
-    text = f"{total} deployment(s){more}"
+    if total is None:
+        more = f" (the newest {len(items)})" if len(items) >= limit else ""
+        text = f"{len(items)} deployment(s){more}"
+    else:
+        more = f" (the newest {len(items)} of {total})" if total > len(items) else ""
+        text = f"{total} deployment(s){more}"
     return Message(text=text, blocks=[section(f"*Deployments*{more}"), section("\n".join(lines))])
 
 

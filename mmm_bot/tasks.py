@@ -145,7 +145,7 @@ def _status(bot: Bot, ref: str | None) -> Message:
     if ref is not None:
         return blocks.status_message(svc.get(ref), bot.settings)
     items, total = svc.page(DeploymentQuery(limit=_STATUS_PAGE))
-    return blocks.status_list(items, total)
+    return blocks.status_list(items, total, _STATUS_PAGE)
 
 
 def _queued(bot: Bot, d: Deployment, where: str) -> str:

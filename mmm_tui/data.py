@@ -45,6 +45,8 @@ DEPLOYMENT_COLUMNS = [
     Column("model", "model", 10, min_width=6, grow=True, priority=8),
     Column("version", "version", 7, priority=8),
     Column("endpoint", "endpoint", 14, min_width=12, grow=True, priority=7),
+    # the first to go on a narrow screen: most deployments serve in one region
+    Column("regions", "region", 9, min_width=6, priority=1),
     Column("strategy", "strategy", 11, priority=3),
     Column("state", "state", 11, min_width=9, priority=9),
     Column("stage", "stage", 9, priority=4),
@@ -92,6 +94,7 @@ def deployment_row(d: Deployment, plan_length: int, now: datetime) -> Row:
         Text(d.model),
         Text(version_text(d.version, d.kind)),
         Text(d.endpoint if d.kind is Kind.DEPLOY else "-"),
+        Text(",".join(d.regions) or "-", style="" if d.regions else "dim"),
         Text(d.strategy),
         state_text(d),
         Text(d.stage.value),

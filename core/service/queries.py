@@ -41,10 +41,13 @@ class Queries(ServiceBase):
         """The newest deployments and retirements, newest first (only active ones if asked)."""
         return self.store.recent(active_only=active_only)
 
-    def page(self, query: DeploymentQuery) -> tuple[list[Deployment], int]:
+    def page(self, query: DeploymentQuery) -> tuple[list[Deployment], int | None]:
         """One page of deployments matching `query` (active first, then newest), and how
-        many match in all: answered by the store's indexes, however many there are."""
-        return self.store.deployments(query), self.store.count(query)
+        many match in all: answered by the store's indexes, however many there are. The
+        count is None on a store whose count reads every match (DynamoDB): a page there
+        costs what it shows, and a full page means more may follow."""
+        total = self.store.count(query) if self.store.counts_cheaply else None
+        return self.store.deployments(query), total
 
     def preview_abort(self, ref: str) -> AbortPreview:
         """What `abort` would undo now, and how each endpoint would serve afterwards."""

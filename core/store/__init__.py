@@ -73,6 +73,10 @@ class DeploymentQuery(BaseModel):
 
 
 class Store(Protocol):
+    # Whether `count` is cheap (SQLite reads an index) or reads every matching entry
+    # (DynamoDB): front ends count only a store that counts cheaply.
+    counts_cheaply: bool
+
     def create(
         self, d: Deployment, locks: list[str], audit: AuditRecord, shared: Sequence[str] = ()
     ) -> Deployment:

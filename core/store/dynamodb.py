@@ -79,6 +79,9 @@ class DynamoStore:
     """`clients`: core.adapters.aws.AwsClients (the home region's DynamoDB); the table is
     made when missing."""
 
+    # A COUNT query still reads (and is billed for) every matching index entry.
+    counts_cheaply = False
+
     def __init__(self, clients: Any, table: str) -> None:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 

@@ -38,6 +38,8 @@ class SqliteStore:
     """One connection per thread (SQLite serialises writers across connections); a thread's
     connection closes when the thread ends, the others on `close()`."""
 
+    counts_cheaply = True
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()

@@ -57,6 +57,14 @@ def test_a_deployment_to_several_regions_names_them_in_wave_order() -> None:
     assert "→ us" not in text_of(blocks.deployment_message(deployment(), SETTINGS))
 
 
+def test_the_status_list_counts_only_what_the_store_counted() -> None:
+    three = [deployment(id=f"dep-261203-00000{i}") for i in range(3)]
+    assert blocks.status_list(three, 40, limit=3).text == "40 deployment(s) (the newest 3 of 40)"
+    # a store that does not count (DynamoDB): a full list may have more behind it
+    assert blocks.status_list(three, None, limit=3).text == "3 deployment(s) (the newest 3)"
+    assert blocks.status_list(three[:2], None, limit=3).text == "2 deployment(s)"
+
+
 def test_waiting_at_a_gate_carries_approve_and_abort_with_a_confirmation() -> None:
     d = deployment(state=DeploymentState.WAITING_APPROVAL, stage=Stage.ROLLOUT, step=8)
     d.context.gate = Gate.BEFORE_PROMOTE

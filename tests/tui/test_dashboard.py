@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 from core.domain import DeploymentState, Kind
 from core.store import DeploymentQuery
 from mmm_tui.app import MmmApp
+from mmm_tui.data import DEPLOYMENT_COLUMNS
 from mmm_tui.screens.base import TableView
 from mmm_tui.screens.deploy_form import DeployScreen
 from mmm_tui.screens.deployments import DeploymentsScreen
@@ -22,7 +23,7 @@ from mmm_tui.screens.dialogs import ConfirmScreen, HelpScreen
 from mmm_tui.screens.endpoints import EndpointsScreen
 from mmm_tui.screens.models import ModelsScreen
 from mmm_tui.screens.usage import UsageScreen
-from mmm_tui.widgets.paged_table import PagedTable
+from mmm_tui.widgets.paged_table import PagedTable, Row
 from mmm_tui.widgets.top_bar import TopBar
 from tests.tui import workspace
 from tests.tui.conftest import SIZE, MakeApp, wait_for
@@ -36,6 +37,11 @@ ALL_IDS = [f"dep-250101-00000{n}" for n in (6, 3, 5, 4, 2, 1)]  # active first, 
 
 def table(app: MmmApp) -> PagedTable:
     return app.screen.query_one(PagedTable)
+
+
+def cell(row: Row, key: str) -> str:
+    """A deployment row's cell by its column's key."""
+    return row.cells[[c.key for c in DEPLOYMENT_COLUMNS].index(key)].plain
 
 
 def shown(app: MmmApp) -> list[str]:
@@ -221,8 +227,8 @@ async def test_a_second_user_approves_and_the_rollout_goes_on(
         )
         assert [a.by for a in store.get(WAITING_ID).approvals] == ["bob"]
         row = lambda: next(r for r in table(app).visible_rows() if r.key == WAITING_ID)  # noqa: E731
-        await wait_for(pilot, lambda: row().cells[5].plain == "succeeded", "the row to follow")
-        assert row().cells[9].plain == "bob"
+        await wait_for(pilot, lambda: cell(row(), "state") == "succeeded", "the row to follow")
+        assert cell(row(), "approvals") == "bob"
         store.close()
 
 
@@ -265,7 +271,7 @@ async def test_abort_names_what_goes_back_then_undoes_it(make_app: MakeApp, home
         await wait_for(
             pilot,
             lambda: (
-                next(r for r in table(app).visible_rows() if r.key == WAITING_ID).cells[5].plain
+                cell(next(r for r in table(app).visible_rows() if r.key == WAITING_ID), "state")
                 == "aborted"
             ),
             "the row to follow",
@@ -379,7 +385,7 @@ async def test_a_deployment_run_by_another_process_moves_on_screen(
         svc = workspace.service(home, "carol")
         d = svc.deploy("fraud", "1", "fraud-batch")  # recorded only: a worker runs it
         await wait_for(pilot, lambda: shown(app)[0] == d.id, "the new deployment, unasked")
-        assert table(app).visible_rows()[0].cells[5].plain == "queued"
+        assert cell(table(app).visible_rows()[0], "state") == "queued"
 
         worker = subprocess.Popen(
             [sys.executable, "-m", "tests.support.worker_process", "worker", str(home)],
@@ -392,7 +398,7 @@ async def test_a_deployment_run_by_another_process_moves_on_screen(
             await wait_for(
                 pilot,
                 lambda: (
-                    next(r for r in table(app).visible_rows() if r.key == d.id).cells[5].plain
+                    cell(next(r for r in table(app).visible_rows() if r.key == d.id), "state")
                     == "succeeded"
                 ),
                 "the worker's progress on screen, without a key",
