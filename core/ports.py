@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -336,6 +336,13 @@ class VariantFigures(BaseModel):
         )
 
 
+class AlarmRef(NamedTuple):
+    """An alarm where it lives: the same name may exist in several regions."""
+
+    region: str
+    name: str
+
+
 class Monitor(Protocol):
     """Alarms on an endpoint's variants, watched during bakes, and their live figures."""
 
@@ -351,7 +358,9 @@ class Monitor(Protocol):
         """Current state of the named alarms; `since` is a UNIX time bounding the window."""
         ...
 
-    def alarms(self, prefix: str = "") -> list[str]: ...
+    def alarms(self, prefix: str = "") -> list[AlarmRef]:
+        """Every alarm whose name starts with `prefix`, in every region, sorted."""
+        ...
 
     def figures(
         self, endpoint: str, region: str, variant: str, role: str, window_s: float = 60.0

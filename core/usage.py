@@ -20,7 +20,7 @@ from core.layout import (
     parse_descriptor_path,
     variant_name,
 )
-from core.ports import ArtifactStore, CodeHost, EndpointConfig, PortError, Ports
+from core.ports import AlarmRef, ArtifactStore, CodeHost, EndpointConfig, PortError, Ports
 from core.versions import sort_key
 
 
@@ -87,14 +87,12 @@ def artifact_sites(
     return sites
 
 
-def alarm_sites(
-    names: list[str], model: str, versions: set[str], region: str | None
-) -> list[UsageSite]:
+def alarm_sites(alarms: list[AlarmRef], model: str, versions: set[str]) -> list[UsageSite]:
     """Alarms whose name says they watch a variant of exactly these versions."""
     sites = []
     for version in sorted(versions, key=sort_key):
         variant = variant_name(model, version)
-        for name in names:
+        for region, name in alarms:
             parsed = parse_alarm_name(name)
             if parsed is not None and parsed.variant == variant:
                 sites.append(
@@ -156,7 +154,7 @@ def sites_of(ports: Ports, model: str, versions: set[str] | None = None) -> list
     sites = endpoint_sites(ports.serving.endpoints(), model, wanted)
     uris = ports.artifacts.list("production", artifact_prefix(model))
     sites += artifact_sites(ports.artifacts, uris, model, wanted)
-    sites += alarm_sites(ports.monitor.alarms(ALARM_PREFIX), model, wanted, None)
+    sites += alarm_sites(ports.monitor.alarms(ALARM_PREFIX), model, wanted)
     sites += code_sites(ports.codehost, model, wanted)
     for mv in registered:
         if mv.version in wanted:

@@ -14,7 +14,7 @@ from core.layout import (
     parse_alarm_name,
     variant_name,
 )
-from core.ports import InvalidInput, PortError
+from core.ports import AlarmRef, InvalidInput, PortError
 from core.spec import Alarms
 from core.steps.base import Done, NotYet, Outcome, Steps, endpoint_entry
 from core.traffic import holding, still_live
@@ -57,37 +57,38 @@ class RetirementSteps(Steps):
 
     def _alarm_entries(self, d: Deployment, versions: list[str]) -> list[dict[str, Any]]:
         """The alarms of the versions, with the thresholds they were made with (to restore them)."""
+        # (region, name): the same names may exist in each region
         existing = set(self.ports.monitor.alarms(ALARM_PREFIX))
         entries = []
-        claimed: set[tuple[str, str]] = set()  # (region, name): the same names in each region
         for past in self._deployments_of(d.model):
             if past.version not in versions:
                 continue
             for entry in past.context.alarms:
-                names = [
-                    n
-                    for n in entry["names"]
-                    if n in existing and (entry["region"], n) not in claimed
-                ]
+                region = entry["region"]
+                names = [n for n in entry["names"] if AlarmRef(region, n) in existing]
                 if names:
                     entries.append({**entry, "names": names})
-                    claimed |= {(entry["region"], n) for n in names}
-        existing -= {n for _, n in claimed}
+                    existing -= {AlarmRef(region, n) for n in names}
         for version in versions:  # alarms made outside any deployment mmm remembers
             variant = variant_name(d.model, version)
-            orphans = sorted(
-                n for n in existing if (p := parse_alarm_name(n)) and p.variant == variant
-            )
-            if orphans:
-                entries.append(
-                    {
-                        "endpoint": "",
-                        "region": "local",
-                        "variant": variant,
-                        "names": orphans,
-                        "thresholds": Alarms().model_dump(),
-                    }
+            for region in sorted({a.region for a in existing}):
+                orphans = sorted(
+                    a.name
+                    for a in existing
+                    if a.region == region
+                    and (p := parse_alarm_name(a.name))
+                    and p.variant == variant
                 )
+                if orphans:
+                    entries.append(
+                        {
+                            "endpoint": "",
+                            "region": region,
+                            "variant": variant,
+                            "names": orphans,
+                            "thresholds": Alarms().model_dump(),
+                        }
+                    )
         return entries
 
     def _code_deletions(self, d: Deployment, versions: set[str]) -> list[str]:

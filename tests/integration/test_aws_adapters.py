@@ -13,7 +13,15 @@ from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServi
 from core.adapters.aws.errors import translate
 from core.adapters.aws.s3 import in_region
 from core.adapters.local.artifacts import sha256_tree, tree_files
-from core.ports import EndpointConfig, InvalidInput, NotFound, PortError, TransientError, Variant
+from core.ports import (
+    AlarmRef,
+    EndpointConfig,
+    InvalidInput,
+    NotFound,
+    PortError,
+    TransientError,
+    Variant,
+)
 from core.spec import Alarms
 from tests.support.container_models import huggingface_folder
 from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
@@ -154,7 +162,7 @@ def test_cloudwatch_alarms_state_and_dashboard(aws: Aws) -> None:  # noqa: F811
     assert not any(s.firing for s in monitor.evaluate(names, REGION, since=0))
     cw.set_alarm_state(AlarmName=names[0], StateValue="ALARM", StateReason="5xx")
     assert [s.firing for s in monitor.evaluate(names, REGION, since=0)] == [True, False]
-    assert monitor.alarms("mmm/ep/") == names
+    assert monitor.alarms("mmm/ep/") == [AlarmRef(REGION, n) for n in names]
     monitor.delete_alarms(names, REGION)
     assert monitor.alarms("mmm/") == []
     assert cw.list_dashboards()["DashboardEntries"] == []

@@ -25,7 +25,7 @@ from core.gateway.aggregates import (
 from core.gateway.app import create_app
 from core.gateway.engine import GatewayOptions
 from core.gateway.server import GatewayServer
-from core.ports import EndpointConfig, NotFound, Variant
+from core.ports import AlarmRef, EndpointConfig, NotFound, Variant
 from core.spec import Alarms
 from tests.support.models import sample_instances, train_flaky_regressor, train_sklearn_regressor
 
@@ -196,11 +196,17 @@ def test_alarms_are_listed_and_deleted(home: Path) -> None:
     first = monitor.ensure_alarms("churn", REGION, "churn-v1", Alarms())
     second = monitor.ensure_alarms("churn", REGION, "churn-v2", Alarms())
     monitor.ensure_alarms("fraud", REGION, "fraud-v1", Alarms())
-    assert monitor.alarms("mmm/churn/") == sorted(first + second)
+    assert monitor.alarms("mmm/churn/") == [AlarmRef(REGION, n) for n in sorted(first + second)]
     assert len(monitor.alarms()) == 6
+    # the same names in another region are other alarms, listed with their region
+    monitor.ensure_alarms("churn", "lab", "churn-v1", Alarms())
+    assert [a for a in monitor.alarms("mmm/churn/") if a.region == "lab"] == [
+        AlarmRef("lab", n) for n in first
+    ]
+    monitor.delete_alarms(first, "lab")
     monitor.delete_alarms(first, REGION)
     monitor.delete_alarms(first, REGION)  # already gone: no error
-    assert monitor.alarms("mmm/churn/") == sorted(second)
+    assert monitor.alarms("mmm/churn/") == [AlarmRef(REGION, n) for n in sorted(second)]
     with pytest.raises(NotFound):
         monitor.evaluate(first, REGION)
 

@@ -58,6 +58,9 @@ def test_the_second_region_starts_when_the_first_has_finished(
     assert served(svc) == {"eu-1": [("churn-v1", 100.0)], "us-1": [("churn-v1", 100.0)]}
     assert {a["region"] for a in d.context.alarms} == set(REGIONS)
     assert {e["region"] for e in d.context.endpoints} == set(REGIONS)
+    # every usage site of a region says which: the endpoint and the alarms of each
+    sites = {(s.kind.value, s.region) for s in svc.usage("churn") if s.region}
+    assert sites == {(kind, r) for kind in ("endpoint", "monitor") for r in REGIONS}
 
     # waves: step takes each traffic step in every region before the next
     file = deployment_file(tmp_path, waves="step")

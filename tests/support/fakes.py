@@ -20,6 +20,7 @@ from typing import Any
 
 from core.layout import alarm_name
 from core.ports import (
+    AlarmRef,
     AlarmState,
     CapturedPair,
     Change,
@@ -145,7 +146,8 @@ class RecordingMonitor(_Recorder):
             names = [alarm_name(endpoint, variant, m) for m in ("error_rate", "p99_latency_ms")]
             data = self._load()
             for name in names:
-                data.setdefault(name, {"firing": False, "value": 0.0})
+                alarm = data.setdefault(name, {"firing": False, "value": 0.0, "regions": []})
+                alarm["regions"] = sorted({*alarm.get("regions", []), region})
             self._save(data)
             return names
 
@@ -154,13 +156,17 @@ class RecordingMonitor(_Recorder):
             self._enter("delete_alarms", names)
             data = self._load()
             for name in names:
-                data.pop(name, None)
+                left = [r for r in data.get(name, {}).get("regions", []) if r != region]
+                if left:
+                    data[name]["regions"] = left
+                else:
+                    data.pop(name, None)
             self._save(data)
 
     def fire(self, name: str, value: float) -> None:
         with self._changing():
             data = self._load()
-            data[name] = {"firing": True, "value": value}
+            data[name] = {**data.get(name, {}), "firing": True, "value": value}
             self._save(data)
 
     def evaluate(
@@ -179,8 +185,13 @@ class RecordingMonitor(_Recorder):
             if n in data
         ]
 
-    def alarms(self, prefix: str = "") -> list[str]:
-        return sorted(n for n in self._load() if n.startswith(prefix))
+    def alarms(self, prefix: str = "") -> list[AlarmRef]:
+        return sorted(
+            AlarmRef(region, name)
+            for name, alarm in self._load().items()
+            if name.startswith(prefix)
+            for region in alarm.get("regions", ["local"])
+        )
 
     def figures(
         self, endpoint: str, region: str, variant: str, role: str, window_s: float = 60.0

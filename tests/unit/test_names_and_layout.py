@@ -30,7 +30,7 @@ from core.names import (
     check_region,
     resource_name,
 )
-from core.ports import EndpointConfig, ShadowConfig, Variant
+from core.ports import AlarmRef, EndpointConfig, ShadowConfig, Variant
 from core.traffic import add_variant, drain_to, revert, shift, with_shadow
 from core.usage import alarm_sites, artifact_sites, whole_artifacts
 from core.versions import check_version, shown, sort_key
@@ -181,7 +181,8 @@ def test_usage_counts_a_model_folder_as_one_site() -> None:
 
 def test_usage_never_matches_a_model_whose_name_ends_with_another() -> None:
     names = [alarm_name("e", variant_name(m, "1"), "error_rate") for m in ("a-b", "b", "b-v1")]
-    assert [s.location for s in alarm_sites(names, "b", {"1"}, None)] == [names[1]]
+    refs = [AlarmRef("local", n) for n in names]
+    assert [s.location for s in alarm_sites(refs, "b", {"1"})] == [names[1]]
     uris = ["local://production/models/a-b/1/model.joblib", "local://production/models/b/1/m"]
     store = LocalArtifactStore(Path("buckets"))
     assert [s.location for s in artifact_sites(store, uris, "b", None)] == [uris[1]]

@@ -23,7 +23,7 @@ from typing import Any
 from core.adapters.aws.errors import aws_call, error_code
 from core.adapters.aws.session import AwsClients
 from core.layout import ALARM_PREFIX, alarm_name, parse_alarm_name
-from core.ports import AlarmState, NotFound, VariantFigures
+from core.ports import AlarmRef, AlarmState, NotFound, VariantFigures
 from core.spec import Alarms
 
 NAMESPACE = "AWS/SageMaker"
@@ -237,13 +237,14 @@ class CloudWatchMonitor:
                         return _reported_value(new.get("stateReasonData"))
         return None
 
-    def alarms(self, prefix: str = "") -> list[str]:
+    def alarms(self, prefix: str = "") -> list[AlarmRef]:
         with self._lock:
             regions = sorted(self._regions)
-        names: set[str] = set()
-        for region in regions:
-            names |= {a["AlarmName"] for a in self._alarm_records(region, prefix)}
-        return sorted(names)
+        return sorted(
+            AlarmRef(region, a["AlarmName"])
+            for region in regions
+            for a in self._alarm_records(region, prefix)
+        )
 
     def figures(
         self, endpoint: str, region: str, variant: str, role: str, window_s: float = 60.0

@@ -19,7 +19,7 @@ from core.gateway.aggregates import METRICS_DB, Window, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
 from core.gateway.metrics import PRODUCTION
 from core.layout import alarm_name
-from core.ports import AlarmState, NotFound, VariantFigures
+from core.ports import AlarmRef, AlarmState, NotFound, VariantFigures
 from core.spec import Alarms
 from core.sqlite_db import open_db, sqlite_errors, write_transaction
 
@@ -121,13 +121,14 @@ class LocalMonitor:
                 )
         return states
 
-    def alarms(self, prefix: str = "") -> list[str]:
+    def alarms(self, prefix: str = "") -> list[AlarmRef]:
         with self._lock, sqlite_errors(self.path):
             rows = self.db.conn.execute(
-                "SELECT DISTINCT name FROM alarms WHERE substr(name, 1, ?) = ? ORDER BY name",
+                "SELECT DISTINCT region, name FROM alarms WHERE substr(name, 1, ?) = ? "
+                "ORDER BY region, name",
                 (len(prefix), prefix),
             ).fetchall()
-        return [row[0] for row in rows]
+        return [AlarmRef(region, name) for region, name in rows]
 
     def figures(
         self, endpoint: str, region: str, variant: str, role: str, window_s: float = 60.0
