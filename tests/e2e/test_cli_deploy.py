@@ -50,6 +50,9 @@ def test_deploy_merges_generated_code_copies_the_artifact_and_serves(ws: Workspa
     assert kinds == {"endpoint", "artifact", "monitor", "code", "registry"}
 
 
+# `make test` keeps the demo's refusal through the CLI and the policy in process
+# (tests/integration/test_worker_and_policy.py, tests/unit/test_policy.py)
+@pytest.mark.slow
 def test_four_eyes_refuses_the_requester_and_accepts_another_user(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -74,6 +77,7 @@ def test_four_eyes_refuses_the_requester_and_accepts_another_user(
     ]
 
 
+@pytest.mark.slow  # aborts in process: test_worker_and_policy.py, test_preview.py, test_aws_pipeline.py
 def test_abort_mid_rollout_undoes_everything(ws: Workspace, tmp_path: Path) -> None:
     ws.register(seed=0)
     ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")

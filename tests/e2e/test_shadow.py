@@ -41,6 +41,7 @@ def weights(ws: Workspace) -> dict[str, tuple[float, str]]:
     return out
 
 
+@pytest.mark.slow  # the demo promotes a shadow through the gateway in `make test`
 def test_identical_shadow_passes_and_promotes_itself(ws: Workspace, tmp_path: Path) -> None:
     ws.register()
     ws.ok("deploy", "churn", "1", "--endpoint", "churn-scorer")
