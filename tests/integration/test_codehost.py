@@ -81,6 +81,23 @@ def test_a_new_folder_becomes_a_bare_repository_with_main(host: LocalGitCodeHost
     assert commits_on(host.path, "main") == 1
 
 
+def test_hooks_planted_in_the_repository_never_run(
+    host: LocalGitCodeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Model code runs as mmm's user and could write the repository: a hook would run with
+    # mmm's environment at its next commit or ref update.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sekrit-for-a-hook")
+    host.files()  # the repository exists
+    ran = tmp_path / "hook-ran"
+    for hook in ("reference-transaction", "pre-commit", "post-commit", "post-merge"):
+        path = host.path / "hooks" / hook
+        path.write_text(f"#!/bin/sh\nenv >> {ran}\n")
+        path.chmod(0o755)
+    change = host.open_change("dep-1", {"deploy/a.yaml": "a: 1\n"}, [], "Deploy a", "alice")
+    assert host.merge(change).merged_sha is not None
+    assert not ran.exists()
+
+
 def test_a_folder_holding_other_things_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "app"
     folder.mkdir()

@@ -61,9 +61,14 @@ class CommitInfo:
         return len(self.parents) > 1
 
 
+# What git needs of the environment: credentials (cloud keys, tokens) stay out of it.
+_GIT_NEEDS = ("PATH", "HOME", "TMPDIR", "TMP", "TEMP", "SYSTEMROOT")
+
+
 def _git_env() -> dict[str, str]:
-    # Drop inherited GIT_* (GIT_DIR, GIT_INDEX_FILE, ... from a hook) and every config file.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    # No inherited GIT_* (GIT_DIR, GIT_INDEX_FILE, ... from a hook), no config file, and
+    # nothing else of mmm's environment.
+    env = {k: os.environ[k] for k in _GIT_NEEDS if k in os.environ}
     env.update(
         GIT_CONFIG_NOSYSTEM="1",
         GIT_CONFIG_GLOBAL=os.devnull,
@@ -129,6 +134,9 @@ class GitRepo:
             cmd.append(f"--git-dir={self._git_dir}")
         if work_tree is not None:
             cmd.append(f"--work-tree={work_tree}")
+        # No hooks: anyone who can write the repository (a model or a test run as this user)
+        # could plant one, and it would run at mmm's next commit or ref update.
+        cmd += ["-c", "core.hooksPath=" + os.devnull]
         cmd += ["-c", f"user.name={MMM_AUTHOR}", "-c", f"user.email={_EMAIL}", *args]
         try:
             # Bytes in and out: text mode would turn a file's "\r\n" into "\n".
