@@ -80,6 +80,9 @@ def worker_name() -> str:
 
 
 class Worker:
+    # Well inside the liveness window a CLI looks at (core.service.running: 5 s at least).
+    _BEAT_S = 1.0
+
     def __init__(
         self,
         ws: Workspace,
@@ -262,30 +265,56 @@ class Worker:
         """Advance every deployment until it ends or waits for a person, waiting meanwhile for
         what runs outside (checks, bakes, collections); returns how many were advanced."""
         advanced: set[str] = set()
-        while True:
-            self.store.heartbeat(self.name, time.time())
-            for deployment_id in self.store.runnable(self.clock().timestamp()):
-                if self.advance(deployment_id) is not None:
-                    advanced.add(deployment_id)
-            waiting = [i for i in self.store.runnable(math.inf) if i not in self._skipped]
-            if not waiting:
-                return len(advanced)
-            self.sleep(self._idle())
+        with self._beating():
+            while True:
+                for deployment_id in self.store.runnable(self.clock().timestamp()):
+                    if self.advance(deployment_id) is not None:
+                        advanced.add(deployment_id)
+                waiting = [i for i in self.store.runnable(math.inf) if i not in self._skipped]
+                if not waiting:
+                    return len(advanced)
+                self.sleep(self._idle())
 
     def run_forever(self, stop: threading.Event) -> None:
         self.stopping = stop
         log.info("worker %s started", self.name)
         try:
-            while not stop.is_set():
-                self.store.heartbeat(self.name, time.time())
-                for deployment_id in self.store.runnable(self.clock().timestamp()):
-                    if stop.is_set():
-                        break
-                    self.advance(deployment_id)
-                stop.wait(self._idle())
+            with self._beating():
+                self._serve(stop)
         finally:
             self.store.forget_worker(self.name)
             log.info("worker %s stopped", self.name)
+
+    def _serve(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            for deployment_id in self.store.runnable(self.clock().timestamp()):
+                if stop.is_set():
+                    break
+                self.advance(deployment_id)
+            stop.wait(self._idle())
+
+    @contextmanager
+    def _beating(self) -> Iterator[None]:
+        """Heartbeats from a thread of their own while the block runs: a command longer than
+        the liveness window (checks, an in-flight endpoint update) must not make this worker
+        look dead, or a CLI that sees no live worker runs the queued work itself beside it."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self._BEAT_S):
+                try:
+                    self.store.heartbeat(self.name, time.time())
+                except Exception as exc:  # the next beat tries again; the work goes on
+                    log.warning("worker %s could not write its heartbeat: %s", self.name, exc)
+
+        self.store.heartbeat(self.name, time.time())
+        thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def _idle(self) -> float:
         due = self.store.next_due()

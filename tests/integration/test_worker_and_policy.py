@@ -159,6 +159,44 @@ def test_deployers_and_admins(make_service: MakeService, model_files: Files) -> 
     assert make_service("root", settings).run(r).state is DeploymentState.SUCCEEDED
 
 
+def test_a_worker_in_a_long_command_still_looks_alive(
+    make_service: MakeService, model_files: Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CLI that saw no live worker would run the queued deployment itself, beside it.
+    registered(make_service, model_files)
+    svc = make_service()
+    beats = threading.Semaphore(0)
+    original_beat = svc.store.heartbeat
+
+    def heartbeat(worker: str, now: float) -> None:
+        original_beat(worker, now)
+        beats.release()
+
+    monkeypatch.setattr(svc.store, "heartbeat", heartbeat)
+    original = Executor.run
+    beaten_meanwhile: list[bool] = []
+
+    def long_copy(self: Executor, dep: Any, cmd: Any) -> Any:
+        if cmd.action == "copy_artifact" and not beaten_meanwhile:
+            # the command lasts while three more heartbeats are written (or a minute passes)
+            beaten_meanwhile.append(all(beats.acquire(timeout=60) for _ in range(3)))
+        return original(self, dep, cmd)
+
+    monkeypatch.setattr(Executor, "run", long_copy)
+    d = svc.deploy("churn", "1", "churn-scorer")
+    stop = threading.Event()
+    worker = svc.worker()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,))
+    thread.start()
+    try:
+        assert svc.wait(d.id, timeout_s=120).state is DeploymentState.SUCCEEDED
+    finally:
+        stop.set()
+        thread.join()
+    assert beaten_meanwhile == [True]
+    assert not svc.store.live_workers(datetime.now().timestamp(), within_s=60)  # it left
+
+
 def test_abort_while_a_command_is_in_flight_undoes_its_result_too(
     make_service: MakeService, model_files: Files
 ) -> None:
