@@ -243,6 +243,21 @@ def test_sagemaker_statuses_are_looked_at_never_waited_for(aws: Aws) -> None:  #
     assert sm.list_models()["Models"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []
 
 
+def test_a_config_another_process_swept_is_made_again(aws: Aws) -> None:  # noqa: F811
+    # two workers' adapters: each remembers the configs it has seen; one's sweep must not
+    # leave the other believing a deleted config still exists
+    first, second = (SageMakerServing(aws.clients, ROLE_ARN, IMAGES) for _ in range(2))
+    one, two = _config({"m-v1": 100}), _config({"m-v1": 0, "m-v2": 100})
+    for serving, config in ((first, one), (second, two), (first, one)):
+        serving.apply(config)
+        while serving.settled("ep", REGION, config) is not None:
+            pass
+        assert serving.get_endpoint("ep", REGION) == config
+    sm: Any = aws.client("sagemaker")
+    assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1  # the others swept
+    assert first.delete("ep", REGION) is True
+
+
 def test_sagemaker_refuses_clearly(aws: Aws) -> None:  # noqa: F811
     with pytest.raises(InvalidInput, match=r"aws\.images has no container image for library"):
         SageMakerServing(aws.clients, ROLE_ARN, {}).apply(_config({"m-v1": 100}))

@@ -379,6 +379,8 @@ class SageMakerServing:
                 except Exception as exc:
                     if "already exist" not in error_message(exc):
                         raise
+        # Asked afresh: another worker's sweep may have deleted a config this one remembers.
+        self._configs.pop((config.region, name), None)
         if self._config_detail(config.region, name) is None:
             with aws_call("CreateEndpointConfig", f"{name} ({config.region})"):
                 try:
