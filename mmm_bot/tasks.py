@@ -189,9 +189,13 @@ def click_approve(bot: Bot, origin: Origin, value: dict[str, Any]) -> None:
 
 
 def _passed(d: Deployment, gate: str) -> str:
+    """Why a click on `gate`'s Approve did nothing: who approved it, or who stopped it."""
     last = next((a for a in reversed(d.approvals) if a.gate == gate), None)
-    if last is not None:
-        return f"{d.id} no longer waits at gate {gate}: {last.by} approved it"
+    why = [f"{last.by} approved it"] if last is not None else []
+    if d.end_reason is not None and d.error:  # e.g. "aborted by carol: wrong endpoint"
+        why.append(d.error)
+    if why:
+        return f"{d.id} no longer waits at gate {gate}: {'; then '.join(why)}"
     return f"{d.id} no longer waits at gate {gate} (it is {d.state.value})"
 
 
@@ -220,7 +224,8 @@ def _abort(bot: Bot, origin: Origin, ref: str, reason: str | None, replace: bool
         svc = bot.service(origin.user)
         d = svc.get(ref)
         if not d.active or d.end_reason is not None:
-            bot.respond(origin, blocks.reply(f"{d.id} is already {_ending(d)}"), replace)
+            why = f": {d.error}" if d.error else ""
+            bot.respond(origin, blocks.reply(f"{d.id} is already {_ending(d)}{why}"), replace)
             return
         d = svc.abort(d.id, reason)
         bot.respond(

@@ -118,7 +118,9 @@ class Actions:
             body = approve_text(d, self.svc.plan(d), self.app.actor)
 
             def approve() -> None:
-                approved = self.svc.approve(d.id)
+                # Only the gate the confirmation named, as it was then: if someone passed it
+                # meanwhile, this is refused rather than passing the gate after it.
+                approved = self.svc.approve(d.id, d.waiting_at, len(d.approvals))
                 self._told(f"{d.id} approved at gate {d.waiting_at} by {self.app.actor}")
                 self._carry_out_here(approved)
 

@@ -8,6 +8,7 @@ history with its actor. A recorded deployment is carried out by a worker (see `s
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from core.events import Created
 from core.layout import variant_name
 from core.machine import Abort, Approve, InvalidTransition
 from core.names import InvalidName, check_model
-from core.ports import InvalidInput, NotFound, PortError, VariantCalls
+from core.ports import EndpointConfig, InvalidInput, NotFound, PortError, Variant, VariantCalls
 from core.service.errors import BadRequest, PermissionDenied, busy_message, policy_checked
 from core.service.inputs import default_endpoint, deployment_spec
 from core.service.rollback import main_variant, served_before
@@ -38,6 +39,50 @@ from core.traffic import holding, still_live
 from core.versions import EVERY_VERSION, shown
 
 # How many of the newest deployments `rollback` looks through for the endpoint's last success.
+
+
+def _variants(configs: Iterable[EndpointConfig | None]) -> Iterator[Variant]:
+    """Every variant on `configs`, shadows included."""
+    for config in configs:
+        if config is None:
+            continue
+        yield from config.variants
+        if config.shadow is not None:
+            yield config.shadow.variant
+
+
+def not_waiting(d: Deployment) -> str:
+    """Why `d` cannot be approved now: where it is, and who moved it on."""
+    line = f"{d.id} is not waiting for approval (it is {d.state.value}, stage {d.stage.value})"
+    if d.end_reason is not None and d.error:
+        return f"{line}: {d.error}"
+    if d.approvals:
+        last = d.approvals[-1]
+        return f"{line}: {last.by} approved it at gate {last.gate}"
+    return line
+
+
+def not_abortable(d: Deployment) -> str:
+    """Why `d` cannot be aborted now: it has ended, or it is being undone already."""
+    if not d.active:
+        line = f"{d.id} has already ended ({d.state.value})"
+    else:
+        line = f"{d.id} is already being undone"
+    return f"{line}: {d.error}" if d.error else line
+
+
+def overtaken(d: Deployment, gate: str) -> str:
+    """Why an approval of `gate` is refused now that `d` is where it is (someone else's
+    approval or abort went first)."""
+    if d.state is not DeploymentState.WAITING_APPROVAL:
+        return not_waiting(d)
+    passed = next((a for a in reversed(d.approvals) if a.gate == gate), None)
+    if passed is None:
+        return f"{d.id} waits at gate {d.waiting_at}, not {gate}"
+    return (
+        f"{d.id} no longer waits at gate {gate}: {passed.by} approved it; it now waits at "
+        f"gate {d.waiting_at} (approve again to pass that one)"
+    )
 
 
 def new_id(kind: Kind) -> str:
@@ -132,10 +177,15 @@ class Commands(Running):
         assert spec.endpoint is not None
         try:
             check_files(self.ports.registry, mv, self.ws.scratch)
-            current = {r: self.ports.serving.get_endpoint(spec.endpoint, r) for r in spec.regions}
-            check_endpoint(mv, spec.endpoint, spec, current)
         except InvalidInput as exc:
             raise BadRequest(str(exc)) from None
+        current = {r: self.ports.serving.get_endpoint(spec.endpoint, r) for r in spec.regions}
+        try:
+            check_endpoint(mv, spec.endpoint, spec, current)
+        except InvalidInput as exc:
+            # The endpoint as another deployment is leaving it (its candidate already serves
+            # there, say): that deployment is what is in the way, so name it.
+            raise BadRequest(self._busy_with(spec.endpoint) or str(exc)) from None
         d = self._draft(Kind.DEPLOY, model, version, spec.endpoint, spec, mv.library)
         if dry_run:
             return d
@@ -148,14 +198,25 @@ class Commands(Running):
             strategy=d.strategy,
             **detail,
         )
+        # Shared on the version: one version may go to two endpoints at once, but not while
+        # it is being retired (the retirement holds it exclusively). Shared too on every
+        # version serving there now: the rollout drains them, and its undo puts them back,
+        # so none is retired before it ends (once drained, no endpoint lock keeps it).
+        shared = [version_lock(model, version)]
+        for v in _variants(current.values()):
+            if version_lock(v.model, v.version) not in shared:
+                shared.append(version_lock(v.model, v.version))
         try:
-            # Shared on the version: one version may go to two endpoints at once, but not
-            # while it is being retired (the retirement holds it exclusively).
-            return self.store.create(
-                d, [endpoint_lock(spec.endpoint)], audit, shared=[version_lock(model, version)]
-            )
+            return self.store.create(d, [endpoint_lock(spec.endpoint)], audit, shared=shared)
         except Busy as exc:
-            raise BadRequest(busy_message(exc)) from None
+            raise BadRequest(busy_message(exc, self.store.get(exc.deployment_id))) from None
+
+    def _busy_with(self, endpoint: str) -> str | None:
+        """Why `endpoint` cannot take a deployment now, when an active one holds it."""
+        query = DeploymentQuery(endpoint=endpoint, active_only=True, limit=1)
+        for holder in self.store.deployments(query):
+            return busy_message(Busy(endpoint_lock(endpoint), holder.id, holder.requested_by))
+        return None
 
     def _draft(
         self,
@@ -262,38 +323,50 @@ class Commands(Running):
 
     def approve(self, ref: str, gate: str | None = None, seen: int | None = None) -> Deployment:
         """Pass the gate deployment `ref` waits at (only `gate`, if given; only while it has
-        `seen` approvals, if given: what the approver was shown). Refuses one that does not
-        wait there, and an actor the policy does not let approve it (that refusal is
+        `seen` approvals, if given: what the approver was shown; else the gate, and the
+        approvals, it has when read here). Refuses one that does not wait there, saying who
+        moved it on, and an actor the policy does not let approve it (that refusal is
         audited)."""
         d = self.get(ref)
         if d.state is not DeploymentState.WAITING_APPROVAL:
-            raise BadRequest(
-                f"{d.id} is not waiting for approval (it is {d.state.value}, stage {d.stage.value})"
-            )
+            raise BadRequest(not_waiting(d))
         try:
             with policy_checked():
                 policy.check_approve(self.actor, d, self.policy, self._owner(d))
         except PermissionDenied as exc:
             self.store.audit(self._audit("approve_refused", d.id, reason=str(exc)))
             raise
-        return self._event(
-            d,
-            Approve(at=self.clock(), by=self.actor, gate=gate, seen=seen),
-            "approve",
-            gate=d.waiting_at,
-        )
+        # The gate as it is now, with the approvals it has: if someone saves first, the
+        # approval is decided again on their record, and it must not pass a later gate.
+        gate = gate or d.waiting_at
+        seen = len(d.approvals) if seen is None else seen
+        try:
+            return self._event(
+                d,
+                Approve(at=self.clock(), by=self.actor, gate=gate, seen=seen),
+                "approve",
+                gate=d.waiting_at,
+            )
+        except BadRequest:  # the gate asked for has passed, or someone else's change won
+            raise BadRequest(overtaken(self.get(d.id), str(gate))) from None
 
     def abort(self, ref: str, reason: str | None = None) -> Deployment:
         """Stop deployment `ref` and have what it changed undone, in reverse. Refuses one that
         has ended, and an actor the policy does not let abort it."""
         d = self.get(ref)
         if not d.active:
-            raise BadRequest(f"{d.id} has already ended ({d.state.value})")
+            raise BadRequest(not_abortable(d))
         with policy_checked():
             policy.check_abort(self.actor, d, self.policy)
-        return self._event(
-            d, Abort(at=self.clock(), by=self.actor, reason=reason), "abort", reason=reason or ""
-        )
+        try:
+            return self._event(
+                d,
+                Abort(at=self.clock(), by=self.actor, reason=reason),
+                "abort",
+                reason=reason or "",
+            )
+        except BadRequest:  # someone else's abort, or the end, went first
+            raise BadRequest(not_abortable(self.get(d.id))) from None
 
     # ------------------------------------------------------------ retire
 
@@ -326,12 +399,13 @@ class Commands(Running):
         d.force = force
         # Exclusive on the versions (no deployment of them meanwhile) and on every endpoint
         # they are on, like a deployment there: a rollout and a retirement never interleave.
-        locks = [version_lock(model, v) for v in versions]
-        locks += [endpoint_lock(e) for e in sorted(endpoints)]
+        # The endpoints first: a refusal names the endpoint's rollout as the one in the way.
+        locks = [endpoint_lock(e) for e in sorted(endpoints)]
+        locks += [version_lock(model, v) for v in versions]
         audit = self._audit(
             "retire", d.id, model=model, versions=[shown(v) for v in versions], force=force
         )
         try:
             return self.store.create(d, locks, audit)
         except Busy as exc:
-            raise BadRequest(busy_message(exc)) from None
+            raise BadRequest(busy_message(exc, self.store.get(exc.deployment_id))) from None
