@@ -65,25 +65,31 @@ class Batch:
     @classmethod
     def of(cls, sample: PairedSample) -> Batch:
         ok = sample.both_ok
-        latencies: dict[str, FloatArray | None] = {"production_ms": None, "shadow_ms": None}
+        # without errors every pair is compared: the outputs are used as they are, not copied
+        every = bool(ok.all())
+        production_ms = shadow_ms = None
         if sample.production_ms is not None and sample.shadow_ms is not None:
             # errors are judged by the error rate: only successful calls count for latency
-            latencies = {
-                "production_ms": np.where(sample.production_error, np.nan, sample.production_ms),
-                "shadow_ms": np.where(sample.shadow_error, np.nan, sample.shadow_ms),
-            }
+            production_ms = _succeeded(sample.production_ms, sample.production_error)[None]
+            shadow_ms = _succeeded(sample.shadow_ms, sample.shadow_error)[None]
         return cls(
             kind=sample.kind,
-            production=sample.production[ok][None],
-            shadow=sample.shadow[ok][None],
+            production=(sample.production if every else sample.production[ok])[None],
+            shadow=(sample.shadow if every else sample.shadow[ok])[None],
             production_error=sample.production_error[None],
             shadow_error=sample.shadow_error[None],
-            production_ms=None
-            if latencies["production_ms"] is None
-            else latencies["production_ms"][None],
-            shadow_ms=None if latencies["shadow_ms"] is None else latencies["shadow_ms"][None],
+            production_ms=production_ms,
+            shadow_ms=shadow_ms,
             classes=len(sample.labels),
         )
+
+
+def _succeeded(ms: FloatArray, error: BoolArray) -> FloatArray:
+    """Latencies with NaN (not measured) where the call failed."""
+    if not error.any():
+        return ms
+    out: FloatArray = np.where(error, np.nan, ms)
+    return out
 
 
 Family = Literal["equivalence", "shape", "operational", "information"]
@@ -236,29 +242,52 @@ def _needed_total(
 # ---------------------------------------------------------------- numbers
 
 
-def _scale(p: FloatArray, s: FloatArray) -> FloatArray:
+@dataclass(frozen=True)
+class _Moments:
+    """Production's mean and the sums of squared and of fourth powers of its deviations, per
+    run: the scale and the margin's variance both read them, so they are computed once."""
+
+    n: int
+    mean: FloatArray
+    square_sum: FloatArray
+    fourth_sum: FloatArray
+
+    @classmethod
+    def of(cls, p: FloatArray) -> _Moments:
+        n = p.shape[-1]
+        if n == 0:
+            nan = full((p.shape[0],), np.nan)
+            return cls(0, nan, nan, nan)
+        mean = p.mean(axis=-1, keepdims=True)
+        squares = p - mean
+        np.square(squares, out=squares)
+        fourth = np.einsum("...i,...i->...", squares, squares)
+        return cls(n, mean[:, 0], squares.sum(axis=-1), fourth)
+
+
+def _scale(moments: _Moments, s: FloatArray) -> FloatArray:
     """Production's SD per run; when production is constant the shadow's SD, and when both
     are, the size of production's value (1 when that is 0): a relative tolerance."""
-    n = p.shape[-1]
+    n = moments.n
     if n < 2:
-        return np.ones(p.shape[0])
-    sd_p, sd_s = p.std(axis=-1, ddof=1), s.std(axis=-1, ddof=1)
-    size = np.abs(p.mean(axis=-1))
+        return np.ones(s.shape[0])
+    sd_p = np.sqrt(moments.square_sum / (n - 1))
+    if np.all(sd_p > 0):
+        return sd_p  # the shadow's SD is only needed where production is constant
+    sd_s = s.std(axis=-1, ddof=1)
+    size = np.abs(moments.mean)
     out: FloatArray = np.where(
         sd_p > 0, sd_p, np.where(sd_s > 0, sd_s, np.where(size > 0, size, 1.0))
     )
     return out
 
 
-def _margin_var(p: FloatArray, margin: FloatArray) -> FloatArray:
+def _margin_var(moments: _Moments, margin: FloatArray) -> FloatArray:
     """Per-pair variance of margin * (sample SD / SD): margin^2 (kurtosis - 1) / 4."""
-    n = p.shape[-1]
+    n = moments.n
     if n < 4:
-        return np.zeros(p.shape[0])
-    centred = p - p.mean(axis=-1, keepdims=True)
-    squares = np.square(centred, out=centred)
-    m2 = squares.mean(axis=-1)
-    m4 = np.einsum("...i,...i->...", squares, squares) / n
+        return np.zeros(margin.shape)
+    m2, m4 = moments.square_sum / n, moments.fourth_sum / n
     with np.errstate(divide="ignore", invalid="ignore"):
         kurtosis = np.where(m2 > 0, m4 / m2**2, 1.0)
     out: FloatArray = margin**2 * np.maximum(kurtosis - 1, 0) / 4
@@ -274,12 +303,15 @@ def _numbers(
     output: str | None,
 ) -> list[MetricRows]:
     runs, n = p.shape
-    scale = _scale(p, s)
-    d = (s - p) / scale[:, None]
+    moments = _Moments.of(p)
+    scale = _scale(moments, s)
+    d = s - p
+    d /= scale[:, None]  # in place: a million pairs make one array of differences, not two
     margin = np.full(runs, spec.mean_shift_sd)
-    mean = mean_shift(d, margin, alpha, plan, _margin_var(p, margin))
-    sorted_p = np.sort(p, axis=-1)
-    q = shape.quantile_shift(p, s, spec.max_quantile_shift, alpha, plan, sorted_p)
+    mean = mean_shift(d, margin, alpha, plan, _margin_var(moments, margin))
+    # each side is sorted once: the quantile shift, KS and PSI all read the sorted rows
+    sorted_p, sorted_s = np.sort(p, axis=-1), np.sort(s, axis=-1)
+    q = shape.quantile_shift(p, s, spec.max_quantile_shift, alpha, plan, sorted_p, sorted_s)
     out = [
         _gated("mean_shift", "equivalence", "sd", spec.mean_shift_sd, mean, output=output,
                extra={"scale": scale}),
@@ -292,7 +324,6 @@ def _numbers(
         MetricRows("mean_abs_change", "information", "sd", None, False, absolute, output=output,
                    extra={"identical": same})
     )  # fmt: skip
-    sorted_s = np.sort(s, axis=-1)
     ks = np.array([shape.classic_ks(sorted_p[r], sorted_s[r]) for r in range(runs)])
     ks = ks.reshape(runs, 2)
     out.append(

@@ -227,9 +227,10 @@ def _latencies(
         )
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         ms = values.astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(ms) & ~np.isnan(ms) | (ms < 0))
-        if len(bad):
-            raise AnalysisInputError(f"{name}[{bad[0]}]: {ms[bad[0]]} is not a latency in ms")
+        bad = np.isinf(ms) | (ms < 0)  # NaN is allowed: not measured
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise AnalysisInputError(f"{name}[{first}]: {ms[first]} is not a latency in ms")
         return ms
     types = {type(v) for v in values}
     if types == {type(None)}:

@@ -18,6 +18,7 @@ that succeeded count: errors are judged by the error rate.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from core.analysis.equivalence import MAX_NEEDED, PLANNING_POWER, Plan, Tested, 
 from core.analysis.model import BoolArray, FloatArray
 
 LATENCY_QUANTILE = 0.99
+_SAMPLE = 16_384  # latencies read to bracket an order statistic before all are counted
 _PASS_CORRECTION, _FAIL_CORRECTION = 0.5, 1.5  # continuity corrections, in error counts
 
 
@@ -72,7 +74,7 @@ def error_rate(
     p_pass = np.asarray(stats.norm.cdf(t_pass), dtype=np.float64)
     p_fail = np.asarray(stats.norm.sf(t_fail), dtype=np.float64)
     z = float(stats.norm.ppf(1 - alpha))
-    low, high = _invert(b, c, n, z), _invert(b, c, n, -z)
+    low, high = _invert(b, c, n, np.array([[z], [-z]]))  # both ends in one bisection
     var1 = (b + c) / n - diff**2
     z_pass, z_fail = plan.z_pass(), plan.z_fail()
     zero = _pairs_to_pass_without_errors(margin, z_pass)
@@ -84,6 +86,7 @@ def error_rate(
     return Tested(diff, low, high, p_pass, p_fail, need, count)
 
 
+@functools.lru_cache(maxsize=64)  # a function of the settings alone: found once, not per look
 def _pairs_to_pass_without_errors(margin: float, z: float) -> float:
     """Fewest pairs at which the (corrected) test passes when no call ever failed."""
 
@@ -100,9 +103,11 @@ def _pairs_to_pass_without_errors(margin: float, z: float) -> float:
     return hi
 
 
-def _invert(b: FloatArray, c: FloatArray, n: FloatArray, z: float) -> FloatArray:
-    """The delta0 at which Tango's statistic equals z (bisection; T decreases in delta0)."""
-    lo, hi = full(b.shape, -1.0), full(b.shape, 1.0)
+def _invert(b: FloatArray, c: FloatArray, n: FloatArray, z: FloatArray) -> FloatArray:
+    """The delta0 at which Tango's statistic equals z (bisection; T decreases in delta0);
+    `z` broadcasts against the counts, so several levels share the iterations."""
+    shape = np.broadcast_shapes(b.shape, z.shape)
+    lo, hi = full(shape, -1.0), full(shape, 1.0)
     for _ in range(50):
         mid = (lo + hi) / 2
         above = _tango(b, c, n, mid) > z
@@ -146,51 +151,145 @@ def latency_ratio(
         return out
 
     for r in range(runs):
-        xp = np.sort(production_ms[r][~np.isnan(production_ms[r])])
-        xs = np.sort(shadow_ms[r][~np.isnan(shadow_ms[r])])
-        for side, x in (("production", xp), ("shadow", xs)):
-            if len(x):
-                quantiles[f"{side}_p50"][r] = _quantile(x, 0.5)
-                quantiles[f"{side}_p99"][r] = _quantile(x, q)
-        count[r] = min(len(xp), len(xs))
+        # the tests read a few hundred order statistics around each side's q-quantile and its
+        # median, not the whole order: a million latencies are never sorted
+        sides = {
+            side: _Ranked.of(_measured(ms[r]), q)
+            for side, ms in (("production", production_ms), ("shadow", shadow_ms))
+        }
+        for side, ranked in sides.items():
+            if ranked.size:
+                quantiles[f"{side}_p50"][r] = ranked.median
+                quantiles[f"{side}_p99"][r] = ranked.tail
+        count[r] = min(ranked.size for ranked in sides.values())
         if count[r] == 0:
             continue
         quantiles["allowed_p99"][r] = allowed(np.array(quantiles["production_p99"][r]))
-        res = _latency_row(xp, xs, allowed, alpha, plan, q)
+        res = _latency_row(sides["production"], sides["shadow"], allowed, alpha, plan, q)
         est[r], low[r], high[r], p_pass[r], p_fail[r], need[r] = res
     return LatencyTested(est, low, high, p_pass, p_fail, need, count, quantiles)
 
 
+def _measured(ms: FloatArray) -> FloatArray:
+    """The latencies that were measured (not NaN); the same array when all were."""
+    missing = np.isnan(ms)
+    return ms[~missing] if missing.any() else ms
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """What the tests read of one side's latencies, each computed once: the median and the
+    q-quantile (lower empirical quantiles), the order statistics X_(j) of the ranks j that
+    can bound the q-quantile (`_window`), and for each j the chance that X_(j) lies above
+    or at or below the true q-quantile. Found in linear time, without sorting every value."""
+
+    values: npt.NDArray[np.float64]  # every latency, in no particular order
+    median: np.float64
+    tail: np.float64  # the q-quantile
+    window: npt.NDArray[np.float64]  # X_(j) for the ranks j of `_window`, ascending
+    below: npt.NDArray[np.float64]  # P(Bin(n, q) < j): X_(j) above the q-quantile
+    above: npt.NDArray[np.float64]  # P(Bin(n, q) >= j): X_(j) at or below it
+
+    @classmethod
+    def of(cls, values: npt.NDArray[np.float64], q: float) -> _Ranked:
+        """The latencies of one side, without NaN; `values` is read, never modified."""
+        n = len(values)
+        if n == 0:
+            nan, none = np.float64("nan"), np.empty(0)
+            return cls(values, nan, nan, none, none, none)
+        ranks = _window(n, q)
+        first, last = int(ranks[0]), int(ranks[-1])
+        sample = np.sort(values[:: max(n // _SAMPLE, 1)])
+        window = _order_statistics(values, sample, first, last)
+        median = _order_statistics(values, sample, _rank(n, 0.5), _rank(n, 0.5))[0]
+        below = np.asarray(stats.binom.cdf(ranks - 1, n, q), dtype=np.float64)
+        above = np.asarray(stats.binom.sf(ranks - 1, n, q), dtype=np.float64)
+        return cls(values, median, window[_rank(n, q) - first], window, below, above)
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+    def at_or_below(self, points: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """How many values are at or below each of the ascending `points`."""
+        lo, hi = points[0], points[-1]
+        # only the values between the first and the last point need ordering
+        between = np.sort(self.values[(self.values > lo) & (self.values <= hi)])
+        below = np.count_nonzero(self.values <= lo)
+        out: npt.NDArray[np.int64] = below + np.searchsorted(between, points, side="right")
+        return out
+
+    def bounds(self, gamma: float) -> tuple[np.float64, np.float64]:
+        """One-sided (1 - gamma) order-statistic bounds of the q-quantile; 0 and inf when
+        the sample is too small to have them."""
+        lower_ok = np.flatnonzero(self.below <= gamma)
+        upper_ok = np.flatnonzero(self.above <= gamma)
+        low = self.window[lower_ok[-1]] if len(lower_ok) else np.float64(0.0)
+        high = self.window[upper_ok[0]] if len(upper_ok) else np.float64("inf")
+        return low, high
+
+
+def _order_statistics(
+    values: npt.NDArray[np.float64], sample: npt.NDArray[np.float64], first: int, last: int
+) -> npt.NDArray[np.float64]:
+    """The order statistics of 1-based ranks first..last, ascending, without ordering every
+    value: the sorted regular `sample` of the values brackets them by value, one pass counts
+    the values below the bracket and keeps the few inside it, and only those are
+    partitioned. When the bracket misses (values ordered against the sample), all values
+    are partitioned: the answer is the same either way."""
+    n, k = len(values), len(sample)
+    # where the ranks fall in the sample, widened by 6 binomial SDs of a sample quantile
+    at = np.array([first - 1, last]) * (k / n)
+    wide = 6 * np.sqrt(at * (1 - at / k)) + 2
+    lo_i, hi_i = int(np.floor(at[0] - wide[0])), int(np.ceil(at[1] + wide[1]))
+    lo = sample[lo_i] if lo_i >= 0 else -np.inf
+    hi = sample[hi_i] if hi_i < k else np.inf
+    below = int(np.count_nonzero(values < lo))
+    inside = values[(values >= lo) & (values <= hi)]
+    if below < first and below + len(inside) >= last:
+        return _sorted_ranks(inside, first - below, last - below)
+    return _sorted_ranks(values.copy(), first, last)
+
+
+def _sorted_ranks(
+    values: npt.NDArray[np.float64], first: int, last: int
+) -> npt.NDArray[np.float64]:
+    """Order statistics first..last (1-based) of `values`, which is reordered in place."""
+    # after the partition both ranks hold their order statistics and the values between
+    # them lie between them: sorting that stretch orders it
+    values.partition([first - 1, last - 1])
+    out: npt.NDArray[np.float64] = np.sort(values[first - 1 : last])
+    return out
+
+
 def _latency_row(
-    xp: FloatArray,
-    xs: FloatArray,
+    production: _Ranked,
+    shadow: _Ranked,
     allowed: Callable[[FloatArray], FloatArray],
     alpha: float,
     plan: Plan,
     q: float,
 ) -> tuple[float, float, float, float, float, float]:
-    n_p, n_s = len(xp), len(xs)
-    qp = _quantile(xp, q)
+    n_p, n_s = production.size, shadow.size
+    qp = production.tail
+    # numpy scalars: a quantile or bound of 0 ms gives inf or NaN here, not an exception
     with np.errstate(divide="ignore", invalid="ignore"):
-        estimate = _quantile(xs, q) / qp
+        estimate = shadow.tail / qp
         ratio = float(allowed(np.array(qp)) / qp)  # the allowance as a ratio, for planning
     # production order statistics X_(j) near its q-quantile; h is increasing, so a bound on
     # production's quantile bounds the allowance too
-    j = _window(n_p, q)
-    slower = n_s - np.searchsorted(xs, allowed(xp[j - 1]), side="right")  # above h(X_(j))
+    slower = n_s - shadow.at_or_below(allowed(production.window))  # above h(X_(j))
     # pass: X_(j) is a lower bound of production's quantile (wrong w.p. <= P(Bin(n,q) < j))
     # and few shadow calls are slower than h(X_(j))
-    miss_low = stats.binom.cdf(j - 1, n_p, q)
     few = stats.binom.cdf(slower, n_s, 1 - q)
-    p_pass = min(1.0, 2 * float(np.min(np.maximum(miss_low, few))))
+    p_pass = min(1.0, 2 * float(np.min(np.maximum(production.below, few))))
     # fail: X_(j) is an upper bound (wrong w.p. <= P(Bin(n,q) >= j)) and many calls are slower
-    miss_high = stats.binom.sf(j - 1, n_p, q)
     many = stats.binom.sf(slower - 1, n_s, 1 - q)
-    p_fail = min(1.0, 2 * float(np.min(np.maximum(miss_high, many))))
+    p_fail = min(1.0, 2 * float(np.min(np.maximum(production.above, many))))
 
     half = alpha / 2
-    lp, up = _bounds(xp, q, half)
-    ls, us = _bounds(xs, q, half)
+    lp, up = production.bounds(half)
+    ls, us = shadow.bounds(half)
     n = min(n_p, n_s)
     with np.errstate(divide="ignore", invalid="ignore"):
         low, high = ls / up, us / lp
@@ -220,17 +319,6 @@ def _window(n: int, q: float) -> npt.NDArray[np.int64]:
     return np.arange(max(1, int(n * q - 8 * spread) - 2), min(n, int(n * q + 8 * spread) + 2) + 1)
 
 
-def _quantile(sorted_values: FloatArray, q: float) -> float:
-    return float(sorted_values[max(int(np.ceil(q * len(sorted_values))) - 1, 0)])
-
-
-def _bounds(sorted_values: FloatArray, q: float, gamma: float) -> tuple[float, float]:
-    """One-sided (1 - gamma) order-statistic bounds of the q-quantile; 0 and inf when the
-    sample is too small to have them."""
-    n = len(sorted_values)
-    j = _window(n, q)
-    lower_ok = j[stats.binom.cdf(j - 1, n, q) <= gamma]
-    upper_ok = j[stats.binom.sf(j - 1, n, q) <= gamma]
-    low = float(sorted_values[lower_ok[-1] - 1]) if len(lower_ok) else 0.0
-    high = float(sorted_values[upper_ok[0] - 1]) if len(upper_ok) else float("inf")
-    return low, high
+def _rank(n: int, q: float) -> int:
+    """1-based rank of the lower empirical q-quantile of n values."""
+    return max(int(np.ceil(q * n)), 1)

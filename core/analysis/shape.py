@@ -34,6 +34,7 @@ GRID = np.arange(1, 20) / 20  # production's 5 % ... 95 % quantiles
 PSI_BINS = 10
 PSI_PLAIN_RULE = 0.1  # the common "PSI > 0.1 means drift" rule, for comparison
 _PSI_FLOOR = 1e-4  # share given to an empty bin, as common PSI tools do
+_KS_STEP = 8  # the KS scan cuts at every 64th point, then every 8th, then at every point
 
 
 def lower_quantiles(sorted_rows: FloatArray, levels: FloatArray) -> FloatArray:
@@ -41,6 +42,18 @@ def lower_quantiles(sorted_rows: FloatArray, levels: FloatArray) -> FloatArray:
     n = sorted_rows.shape[-1]
     idx = np.clip(np.ceil(levels * n).astype(np.int64) - 1, 0, n - 1)
     out: FloatArray = sorted_rows[..., idx]
+    return out
+
+
+def _at_or_below(sorted_rows: FloatArray, x: FloatArray) -> IntArray:
+    """How many values of each sorted row are at or below each of that row's points x."""
+    out: IntArray = np.array(
+        [
+            np.searchsorted(row, points, side="right")
+            for row, points in zip(sorted_rows, x, strict=True)
+        ],
+        dtype=np.int64,
+    ).reshape(x.shape)
     return out
 
 
@@ -56,8 +69,10 @@ def quantile_shift(
     alpha: float,
     plan: Plan,
     sorted_production: FloatArray | None = None,
+    sorted_shadow: FloatArray | None = None,
 ) -> ShapeTested:
-    """Largest gap F_s(x_q) - F_p(x_q) over production's grid quantiles x_q, rows (R, n)."""
+    """Largest gap F_s(x_q) - F_p(x_q) over production's grid quantiles x_q, rows (R, n).
+    `sorted_*`: the same rows sorted, when the caller has them already."""
     runs, n = production.shape
     k = len(GRID)
     count = np.full(runs, n, dtype=np.int64)
@@ -67,19 +82,23 @@ def quantile_shift(
         return ShapeTested(nan, nan, nan, one, one, nan, count, nan)
     if sorted_production is None:
         sorted_production = np.sort(production, axis=-1)
+    if sorted_shadow is None:
+        sorted_shadow = np.sort(shadow, axis=-1)
     x = lower_quantiles(sorted_production, GRID)
-    at_or_below_p = np.empty((runs, k))
-    at_or_below_s = np.empty((runs, k))
-    discordant = np.empty((runs, k))
-    for r in range(runs):
-        # a value v is at or below x_j exactly when j >= (number of grid points below v)
-        a = np.searchsorted(x[r], production[r], side="left")
-        b = np.searchsorted(x[r], shadow[r], side="left")
-        at_or_below_p[r] = np.cumsum(np.bincount(a, minlength=k + 1))[:k]
-        at_or_below_s[r] = np.cumsum(np.bincount(b, minlength=k + 1))[:k]
-        lo_ = np.cumsum(np.bincount(np.minimum(a, b), minlength=k + 1))[:k]
-        hi_ = np.cumsum(np.bincount(np.maximum(a, b), minlength=k + 1))[:k]
-        discordant[r] = lo_ - hi_  # pairs with exactly one side at or below x_j
+    at_or_below_p = _at_or_below(sorted_production, x)
+    at_or_below_s = _at_or_below(sorted_shadow, x)
+    # a pair has both sides at or below x exactly when its larger side is; the rest of the
+    # pairs with some side at or below x have exactly one there
+    larger = np.maximum(production, shadow)
+    # counting a flat row is several times faster than summing along an axis
+    both = np.array(
+        [
+            [np.count_nonzero(row <= v) for v in points]
+            for row, points in zip(larger, x, strict=True)
+        ],
+        dtype=np.int64,
+    ).reshape(runs, k)
+    discordant = at_or_below_p + at_or_below_s - 2 * both
     gap = (at_or_below_s - at_or_below_p) / n
     var = discordant / n - gap**2
     # With few discordant pairs the plug-in variance is too small to trust; never let it go
@@ -125,25 +144,110 @@ def classic_ks(production: FloatArray, shadow: FloatArray) -> tuple[float, float
     n, m = len(production), len(shadow)
     if n == 0 or m == 0:
         return float("nan"), float("nan")
-    # the largest gap between the two step functions is reached at a data point
-    d = max(
-        _largest_gap(production, shadow, n, m),
-        _largest_gap(shadow, production, m, n),
-    )
+    d = ks_statistic(production, shadow)
     en = n * m / (n + m)
     p = float(np.clip(stats.kstwo.sf(d, max(np.round(en), 1.0)), 0.0, 1.0))
     return d, p
 
 
-def _largest_gap(at: FloatArray, other: FloatArray, n_at: int, n_other: int) -> float:
-    """max |F_at(x) - F_other(x)| over the points x of `at` (both sorted)."""
-    own = (
-        np.searchsorted(at, at, side="right")
-        if np.any(at[1:] == at[:-1])
-        else np.arange(1, n_at + 1)
+def ks_statistic(a: FloatArray, b: FloatArray) -> float:
+    """max |F_a(x) - F_b(x)| over the data points of two sorted, non-empty samples, each F
+    counting the values at or below x and dividing by the sample size, as ks_2samp does.
+
+    ks_2samp searches both samples for each of the n + m points. Here the line is first
+    cut at every 64th point of `a`. Between two cuts each count stays between its values
+    at the two ends, which bounds the gap there: only the stretches whose bound exceeds
+    the largest gap seen so far are cut again, at every 8th point, and only those still
+    open then are evaluated point by point. The answer is the same; in typical samples a
+    few percent of the points are searched."""
+    n, m = len(a), len(b)
+    if n == m and np.array_equal(a, b):
+        return 0.0  # identical outputs: every gap is 0, yet the bounds would leave all open
+    a_distinct = _distinct(a)
+    # the open stretches (x_lo, x_hi], each given by the counts of a and b at its two ends;
+    # at first the whole line: from below every value to above every value
+    lo_a, lo_b, hi_a, hi_b = (np.array([c]) for c in (0, 0, n, m))
+    seen = 0.0
+    step = _KS_STEP**2
+    while step > 1:
+        # cut each open stretch at every step-th point of `a` inside it (its own points are
+        # a[lo_a:hi_a]), and keep the pieces whose bound exceeds every gap seen so far
+        idx, parent = _spans(lo_a, hi_a, step)
+        cut_a = _own_counts(a, idx, a_distinct)
+        cut_b = np.searchsorted(b, a[idx], side="right")
+        seen = max(seen, float(np.max(np.abs(cut_a / n - cut_b / m), initial=0.0)))
+        lo_a, lo_b, hi_a, hi_b = _pieces(lo_a, lo_b, hi_a, hi_b, cut_a, cut_b, parent)
+        # rounding is monotone, so these bounds also hold for the gaps as computed in floats
+        bound = np.maximum(hi_a / n - lo_b / m, hi_b / m - lo_a / n)
+        keep = bound > seen
+        if not keep.any():
+            return seen
+        lo_a, lo_b, hi_a, hi_b = lo_a[keep], lo_b[keep], hi_a[keep], hi_b[keep]
+        step //= _KS_STEP
+    # every value inside the stretches still open, once: a stretch holds whole runs of equal
+    # values, so the last of each run is counted by its position
+    ia, ib = _run_ends(a, _spans(lo_a, hi_a)[0]), _run_ends(b, _spans(lo_b, hi_b)[0])
+    at_a = (ia + 1) / n - np.searchsorted(b, a[ia], side="right") / m
+    at_b = np.searchsorted(a, b[ib], side="right") / n - (ib + 1) / m
+    return max(
+        seen, float(np.max(np.abs(at_a), initial=0.0)), float(np.max(np.abs(at_b), initial=0.0))
     )
-    below = np.searchsorted(other, at, side="right")
-    return float(np.max(np.abs(own / n_at - below / n_other)))
+
+
+def _run_ends(sorted_values: FloatArray, idx: IntArray) -> IntArray:
+    """The indices among `idx` (ascending) of the last value of each run of equal values."""
+    if len(idx) == 0:
+        return idx
+    values = sorted_values[idx]
+    out: IntArray = idx[np.append(values[1:] != values[:-1], True)]
+    return out
+
+
+def _pieces(
+    lo_a: IntArray,
+    lo_b: IntArray,
+    hi_a: IntArray,
+    hi_b: IntArray,
+    cut_a: IntArray,
+    cut_b: IntArray,
+    parent: IntArray,
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """The pieces of stretches cut at points with counts (cut_a, cut_b), in order, each
+    cut belonging to stretch `parent`: the counts at both ends of every piece."""
+    cuts = np.bincount(parent, minlength=len(lo_a))
+    size = cuts + 2  # ends of a stretch's pieces: its own two ends and its cuts
+    first = np.cumsum(size) - size
+    ends_a, ends_b = np.empty(int(size.sum()), np.int64), np.empty(int(size.sum()), np.int64)
+    last = first + size - 1
+    ends_a[first], ends_b[first], ends_a[last], ends_b[last] = lo_a, lo_b, hi_a, hi_b
+    at = first[parent] + 1 + np.arange(len(parent)) - (np.cumsum(cuts) - cuts)[parent]
+    ends_a[at], ends_b[at] = cut_a, cut_b
+    left = np.ones(len(ends_a), dtype=bool)
+    left[last] = False  # a piece runs from each end to the next one of the same stretch
+    start = np.flatnonzero(left)
+    return ends_a[start], ends_b[start], ends_a[start + 1], ends_b[start + 1]
+
+
+def _distinct(sorted_values: FloatArray) -> bool:
+    return not bool(np.any(sorted_values[1:] == sorted_values[:-1]))
+
+
+def _own_counts(sorted_values: FloatArray, idx: IntArray, distinct: bool) -> IntArray:
+    """How many values of a sorted array are at or below its values at `idx`."""
+    if distinct:
+        out: IntArray = idx + 1
+        return out
+    return np.searchsorted(sorted_values, sorted_values[idx], side="right")
+
+
+def _spans(starts: IntArray, stops: IntArray, step: int = 1) -> tuple[IntArray, IntArray]:
+    """The multiples of `step` in the half-open ranges [starts[i], stops[i]), in order, and
+    the range i each one lies in."""
+    first = -(-starts // step) * step  # the first multiple in each range
+    lengths = np.maximum(-(-(stops - first) // step), 0)
+    offset = np.cumsum(lengths) - lengths  # where each range starts in the output
+    idx: IntArray = np.repeat(first - step * offset, lengths) + step * np.arange(lengths.sum())
+    return idx, np.repeat(np.arange(len(starts)), lengths)
 
 
 def _linear_quantiles(sorted_values: FloatArray, levels: FloatArray) -> FloatArray:
