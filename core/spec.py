@@ -20,7 +20,18 @@ from core.names import check_endpoint, check_region
 
 
 class SpecError(ValueError):
-    """A deployment file or settings file is malformed or invalid."""
+    """A deployment file or settings file is malformed or invalid. The message is one line:
+    control characters (and others that hide or reorder text) from the file or its path
+    are shown escaped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_printable(message))
+
+
+def _printable(text: str) -> str:
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 class Strict(BaseModel):
@@ -340,8 +351,26 @@ MAX_FILE_BYTES = 1024 * 1024  # a deployment or settings file is a few hundred b
 MAX_DEPTH = 20  # the deepest key path of either file is 3
 
 
+class _TooDeep(Exception):
+    pass
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """safe_load, but a key given twice in one mapping is an error, not "the last one wins"."""
+    """safe_load, but a key given twice in one mapping is an error, not "the last one wins",
+    and nesting stops at MAX_DEPTH as it is read."""
+
+    _level = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # Refused at the first node too deep, before the reader goes on: its cost grows with
+        # the square of the brackets left open. Aliases are measured once composed (_depth).
+        self._level += 1
+        try:
+            if self._level > MAX_DEPTH:
+                raise _TooDeep
+            return super().compose_node(parent, index)
+        finally:
+            self._level -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)  # "<<" merge keys first
@@ -359,6 +388,23 @@ class _StrictLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            if isinstance(exc, yaml.YAMLError):
+                raise
+            # A tag's constructor on a value it cannot hold: `!!int abc`, `!!bool maybe`,
+            # `!!timestamp 2001-13-45`, an int of more digits than Python converts.
+            raise yaml.constructor.ConstructorError(
+                None, None, _unreadable(node.tag, exc), node.start_mark
+            ) from None
+
+
+def _unreadable(tag: str | None, exc: Exception) -> str:
+    what = f"a value tagged {tag.replace('tag:yaml.org,2002:', '!!')}" if tag else "a value"
+    return f"{what} cannot be read: {str(exc).split(';')[0]}"
+
 
 def _depth(node: yaml.Node) -> int:
     depth, level = 0, [node]
@@ -366,14 +412,38 @@ def _depth(node: yaml.Node) -> int:
         depth += 1
         if depth > MAX_DEPTH:
             return depth
-        children: list[yaml.Node] = []
+        # Each node once per level: aliases make a graph whose paths grow exponentially
+        # (a "billion laughs" of a few hundred bytes), its nodes only linearly.
+        children: dict[int, yaml.Node] = {}
         for n in level:
             if isinstance(n, yaml.MappingNode):
-                children += [part for pair in n.value for part in pair]
+                children.update((id(part), part) for pair in n.value for part in pair)
             elif isinstance(n, yaml.SequenceNode):
-                children += n.value
-        level = children
+                children.update((id(part), part) for part in n.value)
+        level = list(children.values())
     return depth
+
+
+def _not_utf8(node: yaml.Node) -> yaml.Node | None:
+    """The first scalar whose text cannot be UTF-8: YAML's escapes can write lone surrogates
+    ("\\ud800"), which no record, log or file of mmm could then hold. Each node once."""
+    seen: set[int] = set()
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.ScalarNode):
+            try:
+                n.value.encode("utf-8")
+            except UnicodeEncodeError:
+                return n
+        elif isinstance(n, yaml.MappingNode):
+            todo += [part for pair in n.value for part in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            todo += n.value
+    return None
 
 
 def load_yaml(text: str, source: str) -> dict[str, Any]:
@@ -383,17 +453,36 @@ def load_yaml(text: str, source: str) -> dict[str, Any]:
             node = loader.get_single_node()
             if node is not None and _depth(node) > MAX_DEPTH:
                 raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+            bad = None if node is None else _not_utf8(node)
+            if bad is not None:
+                raise SpecError(
+                    f"{source}: line {bad.start_mark.line + 1}: not UTF-8 text "
+                    "(an escape writes a lone surrogate)"
+                )
             data = None if node is None else loader.construct_document(node)
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or " ")
+        raise SpecError(
+            f"{source}: line {line}: not valid YAML (character U+{code:04X} is not allowed)"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise SpecError(
             f"{source}: {where}not valid YAML ({getattr(exc, 'problem', exc)})"
         ) from None
+    except _TooDeep:
+        raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
     except RecursionError:
         raise SpecError(f"{source}: nested too deeply to read") from None
+    except SpecError:
+        raise
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        # what a tag constructs after its first step (`!!set [1]`): no line to name
+        raise SpecError(f"{source}: not valid YAML ({_unreadable(None, exc)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

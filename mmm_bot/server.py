@@ -8,14 +8,16 @@ listeners only ack and hand off, so Slack's 3-second ack is met under load.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from slack_bolt import App
@@ -23,7 +25,7 @@ from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_r
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from core.service import Service
@@ -35,15 +37,62 @@ log = logging.getLogger("mmm.bot")
 
 EVENTS_PATH = "/slack/events"
 _START_TIMEOUT_S = 30.0
+_SIGNATURE_AGE_S = 5 * 60  # Slack's own limit: older requests may be replays
 
 
-def asgi_app(app: App) -> Starlette:
+def signed(secret: str, body: bytes, headers: Mapping[str, str], now: float) -> bool:
+    """Slack's v0 signature of `body` made with `secret` at most five minutes before `now`;
+    any header that is not one (a timestamp that is no number, a signature that is no hex)
+    is no signature."""
+    stamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) < 20):
+        return False
+    if abs(now - int(stamp)) > _SIGNATURE_AGE_S:
+        return False
+    digest = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256)
+    expected = "v0=" + digest.hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode("latin-1", "replace"))
+
+
+def _clicks_readable(body: Any) -> bool:
+    """Bolt takes a click's `actions[0]["action_id"]` as given: a list of objects, each
+    naming its action."""
+    if not isinstance(body, dict):
+        return False
+    if body.get("type") != "block_actions" or "actions" not in body:
+        return True
+    actions = body["actions"]
+    return (
+        isinstance(actions, list)
+        and bool(actions)
+        and all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)
+    )
+
+
+def asgi_app(app: App, signing_secret: str | None = None) -> Starlette:
     """The HTTP routes: `POST /slack/events` (bolt: signature, ack, listeners) and
-    `GET /healthz`."""
+    `GET /healthz`. With `signing_secret`, the signature is checked here first, so nothing
+    unsigned reaches bolt (whose own check fails on some headers, a timestamp that is no
+    number); a signed body bolt cannot read (not UTF-8, a `payload` that is no JSON object)
+    gets 400."""
 
     async def events(request: Request) -> Response:
         body = await request.body()
-        answer = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        if signing_secret is not None and not signed(
+            signing_secret, body, request.headers, time.time()
+        ):
+            return JSONResponse({"error": "invalid request"}, 401)
+        try:
+            bolt_request = to_bolt_request(request, body)
+            readable = _clicks_readable(bolt_request.body)
+        except (ValueError, AttributeError, TypeError, RecursionError):  # not UTF-8, not JSON
+            readable = False
+        if not readable:
+            if signing_secret is None:
+                return JSONResponse({"error": "invalid request"}, 401)
+            return JSONResponse({"error": "a body Slack does not send"}, 400)
+        answer = await run_in_threadpool(app.dispatch, bolt_request)
         return to_starlette_response(answer)
 
     async def healthz(request: Request) -> Response:
@@ -69,7 +118,14 @@ class RunningBot(Protocol):
 class HttpBot:
     """The bot over HTTP on host:port, served by uvicorn in a background thread."""
 
-    def __init__(self, bot: Bot, app: App, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        app: App,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        signing_secret: str | None = None,
+    ) -> None:
         self.bot = bot
         self.host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -77,7 +133,7 @@ class HttpBot:
         self._socket.bind((host, port))  # port 0: any free one (see `port`)
         self.port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
-            asgi_app(app), log_level="warning", access_log=False, lifespan="off"
+            asgi_app(app, signing_secret), log_level="warning", access_log=False, lifespan="off"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -140,7 +196,7 @@ def start_bot(
     try:
         if config.app_token is not None:
             return SocketModeBot(bot, app, config.app_token).start()
-        return HttpBot(bot, app, host, port).start()
+        return HttpBot(bot, app, host, port, config.signing_secret).start()
     except BaseException:
         bot.close(wait=False)
         raise

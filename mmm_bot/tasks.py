@@ -52,15 +52,24 @@ def _answering(
     except PermissionDenied as exc:
         if verb != "approve":  # the service audits refused approvals itself
             bot.audit_refusal(origin, verb, target, str(exc))
-        bot.respond(origin, blocks.reply(f"Refused: {exc}"))
+        bot.respond(origin, _reply(f"Refused: {exc}"))
     except BadRequest as exc:
         line = f"{str(exc).rstrip('.')}. Usage: {usage}" if usage else str(exc)
-        bot.respond(origin, blocks.reply(line))
+        bot.respond(origin, _reply(line))
     except ServiceError as exc:
-        bot.respond(origin, blocks.reply(str(exc)))
+        bot.respond(origin, _reply(str(exc)))
     except Exception:
         log.exception("%s from Slack failed", verb)
-        bot.respond(origin, blocks.reply(f"{verb} failed on the mmm side; see the bot's log"))
+        bot.respond(origin, _reply(f"{verb} failed on the mmm side; see the bot's log"))
+
+
+def _reply(text: str) -> Message:
+    """A one-line answer: what the request carried (a word of the command, a user id, a
+    name in a refusal) may hold line breaks or characters that hide or reorder text; they
+    are shown escaped."""
+    return blocks.reply(
+        "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    )
 
 
 def _verb(request: Request) -> str:
@@ -72,7 +81,7 @@ def _unmapped(bot: Bot, origin: Origin, verb: str, target: str) -> None:
     bot.audit_refusal(origin, verb, target, reason)
     bot.respond(
         origin,
-        blocks.reply(
+        _reply(
             f"Refused: you ({origin.user.user_id}) may read but not {verb}: your Slack user "
             "is not mapped to an mmm identity (ask an admin to add it under slack.users)"
         ),
@@ -87,7 +96,7 @@ def run_command(bot: Bot, origin: Origin, text: str) -> None:
     try:
         request = parse(text)
     except UsageError as exc:
-        bot.respond(origin, blocks.reply(str(exc)))
+        bot.respond(origin, _reply(str(exc)))
         return
     verb = _verb(request)
     if isinstance(request, ACTING):
@@ -114,10 +123,10 @@ def _carry_out(bot: Bot, origin: Origin, request: Request) -> Message | None:
             d = svc.deploy(request.model, request.version, request.endpoint, request.strategy)
             if origin.channel:
                 bot.announce(d.id, origin.channel)
-        return blocks.reply(_queued(bot, d, "its progress is in this channel"))
+        return _reply(_queued(bot, d, "its progress is in this channel"))
     if isinstance(request, Approve):
         d = svc.approve(request.ref)
-        return blocks.reply(f"{d.id} approved by {svc.actor} at gate {d.approvals[-1].gate}")
+        return _reply(f"{d.id} approved by {svc.actor} at gate {d.approvals[-1].gate}")
     if isinstance(request, Abort):
         d = svc.get(request.ref)
         if not d.active:
@@ -177,15 +186,15 @@ def click_approve(bot: Bot, origin: Origin, value: dict[str, Any]) -> None:
         gate, seen = value.get("gate"), value.get("approvals")
         if d.waiting_at != gate or len(d.approvals) != seen:
             # A second click, or a click on a message that is behind: that gate has passed.
-            bot.respond(origin, blocks.reply(_passed(d, str(gate))))
+            bot.respond(origin, _reply(_passed(d, str(gate))))
             return
         try:
             d = svc.approve(d.id, str(gate), seen if isinstance(seen, int) else None)
         except BadRequest:
             # Someone else's click got there first; say who, rather than how the core saw it.
-            bot.respond(origin, blocks.reply(_passed(svc.get(d.id), str(gate))))
+            bot.respond(origin, _reply(_passed(svc.get(d.id), str(gate))))
             return
-        bot.respond(origin, blocks.reply(f"{d.id}: you approved it at gate {gate}"))
+        bot.respond(origin, _reply(f"{d.id}: you approved it at gate {gate}"))
 
 
 def _passed(d: Deployment, gate: str) -> str:
@@ -225,12 +234,12 @@ def _abort(bot: Bot, origin: Origin, ref: str, reason: str | None, replace: bool
         d = svc.get(ref)
         if not d.active or d.end_reason is not None:
             why = f": {d.error}" if d.error else ""
-            bot.respond(origin, blocks.reply(f"{d.id} is already {_ending(d)}{why}"), replace)
+            bot.respond(origin, _reply(f"{d.id} is already {_ending(d)}{why}"), replace)
             return
         d = svc.abort(d.id, reason)
         bot.respond(
             origin,
-            blocks.reply(f"{d.id}: aborted by {svc.actor}; undoing what it changed"),
+            _reply(f"{d.id}: aborted by {svc.actor}; undoing what it changed"),
             replace,
         )
 
@@ -253,4 +262,4 @@ def confirm_retire(bot: Bot, origin: Origin, value: dict[str, Any]) -> None:
             d = svc.retire(model, None if version is None else str(version))
             if origin.channel:
                 bot.announce(d.id, origin.channel)
-        bot.respond(origin, blocks.reply(_queued(bot, d, "its progress is in this channel")), True)
+        bot.respond(origin, _reply(_queued(bot, d, "its progress is in this channel")), True)

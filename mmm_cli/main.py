@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -53,8 +54,16 @@ def slack_config() -> Any:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"mmm: error: {message}", err=True)
+    click.echo(f"mmm: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def one_line(text: str) -> str:
+    """`text` as one line: what the user typed may hold line breaks or characters that hide
+    or reorder text (a name, a path, --strategy's value); they are shown escaped."""
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def handled(fn: F) -> F:
@@ -118,7 +127,8 @@ def _login() -> str:
 @click.pass_context
 def cli(ctx: click.Context, home: Path, actor: str | None, debug: bool) -> None:
     """mmm: deploy registered model versions safely, from one command."""
-    ctx.obj = Ctx(home, actor or _login(), debug)
+    # "a/../ws" is the workspace "ws": `init` makes its folders, and no "a" beside them
+    ctx.obj = Ctx(Path(os.path.normpath(home)), actor or _login(), debug)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -531,9 +541,11 @@ def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> No
     """Send one request to an endpoint; prints the response. With `serving: sagemaker` in the
     workspace, through the SageMaker runtime (boto3's credentials), else the local gateway."""
     try:
-        body = json.loads(data)
+        body = json.loads(data, parse_constant=_not_a_number, parse_float=_finite)
     except json.JSONDecodeError as exc:
         _fail(f"--data is not JSON ({exc.msg} at column {exc.colno})", 2)
+    except (ValueError, RecursionError) as exc:  # NaN, a number too long, nesting too deep
+        _fail(f"--data is not JSON mmm can send ({str(exc).split(';')[0]})", 2)
     ws = _workspace_if_any(c.home)
     if ws is not None and ws.settings.backends.serving == "sagemaker":
         from core.adapters.aws.runtime import invoke as on_sagemaker
@@ -545,6 +557,18 @@ def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> No
     from core.gateway.client import invoke as call
 
     render.emit_json(call(url, endpoint, body))
+
+
+def _not_a_number(name: str) -> Any:
+    # Python's json reads NaN and Infinity; JSON (and the gateway) has no such numbers
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
 
 
 def _workspace_if_any(home: Path) -> Any:
@@ -596,21 +620,35 @@ def bot(c: Ctx, port: int) -> None:
     serve(c.service(), config, port, on_ready=ready)
 
 
+def _not_utf8(args: list[str]) -> str | None:
+    """The first argument (or MMM_HOME, MMM_USER) that is not UTF-8 text: such bytes reach
+    Python as lone surrogates, which no name, record, log or database of mmm can hold."""
+    named = [(f"argument {i}", a) for i, a in enumerate(args, start=1)]
+    named += [(v, os.environ[v]) for v in ("MMM_HOME", "MMM_USER") if v in os.environ]
+    for what, text in named:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{what} is not UTF-8 text: {ascii(text)[:80]}"
+    return None
+
+
 def main() -> None:
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
     from core.isolation import protect_environ
 
     protect_environ()  # our credentials are in our environment; model children are not us
+    bad = _not_utf8(sys.argv[1:])
+    if bad is not None:
+        _fail(bad, 2)
     try:
         code = cli.main(prog_name="mmm", standalone_mode=False)
     except click.UsageError as exc:
         # one line, as every other error (click's own is three)
         where = f"mmm {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mmm"
-        click.echo(f"mmm: error: {exc.format_message()} (see `{where} --help`)", err=True)
-        sys.exit(2)
+        _fail(f"{exc.format_message()} (see `{where} --help`)", 2)
     except click.ClickException as exc:
-        click.echo(f"mmm: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Abort:
         click.echo("mmm: error: interrupted", err=True)
         sys.exit(130)

@@ -10,7 +10,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -44,7 +44,11 @@ def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
         size = request.headers.get("content-length", "0")
         # A declared size over the limit is refused unread; the stream is counted anyway,
         # since a chunked body declares none (and a declared one may lie).
-        raw = None if size.isdigit() and int(size) > limit else await read_body(request, limit)
+        try:
+            raw = None if size.isdigit() and int(size) > limit else await read_body(request, limit)
+        except ClientDisconnect:  # the caller went before its body ended: no one to answer
+            gateway.metrics.rejected.labels("bad_request").inc()
+            return Response(status_code=400)
         if raw is None:
             gateway.metrics.rejected.labels("too_large").inc()
             answer = error_answer(413, f"body over {limit} bytes", request_id)

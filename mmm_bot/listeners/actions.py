@@ -37,7 +37,7 @@ def _listener(bot: Bot, click: Click) -> Callable[[Ack, dict[str, Any]], None]:
         actions = body.get("actions") or [{}]
         try:
             value = blocks.button_value(str(actions[0].get("value", "")))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON (or nested past what json reads)
             log.warning("a click with a value that is not ours; ignored")
             return
         bot.later(lambda: click(bot, origin, value))

@@ -1,0 +1,2 @@
+"""Property tests (hypothesis) over every input mmm takes: deployment, settings and golden
+files, the command line, Slack commands and button clicks, and gateway requests."""
