@@ -9,7 +9,9 @@ weights update without one. Here:
   `InService`.
 - UpdateEndpoint (added) and UpdateEndpointWeightsAndCapacities leave it `Updating` for
   `looks` calls, with `PendingDeploymentSummary.EndpointConfigName` naming the new config
-  while a config changes; then the change takes effect. `LastModifiedTime` moves with
+  while a config changes, and the variants' `DesiredWeight` and `DesiredInstanceCount`
+  showing what a weights update asked for (their `Current*` values do not move yet); then
+  the change takes effect. `LastModifiedTime` moves with
   every change, as on AWS.
 - `fail_next_update(reason, after=0)` makes the next UpdateEndpoint (or the one after
   `after` more) roll back silently, as SageMaker
@@ -394,6 +396,15 @@ def install() -> None:
                         f"not present within endpoint configuration "
                         f'"{endpoint.endpoint_config_name}".'
                     )
+            # As on AWS, what was asked shows at once as the variants' Desired* values; the
+            # Current* ones follow when the change takes effect.
+            for wanted in desired_weights_and_capacities:
+                for variant in endpoint.production_variants:
+                    if variant["VariantName"] == wanted["VariantName"]:
+                        if "DesiredWeight" in wanted:
+                            variant["DesiredWeight"] = float(wanted["DesiredWeight"])
+                        if "DesiredInstanceCount" in wanted:
+                            variant["DesiredInstanceCount"] = wanted["DesiredInstanceCount"]
             LIFECYCLE.changes[_key(self, endpoint_name)] = _Change(
                 "weights", LIFECYCLE.looks, weights=list(desired_weights_and_capacities)
             )

@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.adapters.aws import capture, naming
@@ -72,6 +72,8 @@ class _Described:
     failure: str
     modified: str
     config: EndpointConfig | None  # None: not made by mmm
+    # DesiredWeight per variant: while a weights update runs, the weights it asked for
+    desired: dict[str, float] = field(default_factory=dict)
 
 
 class SageMakerServing:
@@ -228,6 +230,11 @@ class SageMakerServing:
             failure=str(raw.get("FailureReason") or ""),
             modified=str(raw.get("LastModifiedTime", "")),
             config=self._read_config(name, region, shown, live if shown == config_name else {}),
+            desired={
+                v["VariantName"]: float(v["DesiredWeight"])
+                for v in raw.get("ProductionVariants", []) or []
+                if v.get("DesiredWeight") is not None
+            },
         )
         with self._lock:
             self._described[(region, name)] = (desc.modified, desc)
@@ -412,7 +419,11 @@ class SageMakerServing:
         previous = desc.config
         if desc.status in BUSY:
             heading = desc.pending_config or desc.config_name
-            if heading == wanted or (previous is not None and _same(previous, config)):
+            if (
+                heading == wanted
+                or (previous is not None and _same(previous, config))
+                or _weights_asked(desc, config, wanted)
+            ):
                 return previous  # already asked for: a look again after a crash
             raise TransientError(f"{where} is {desc.status}: another change is under way", 30.0)
         if desc.status in BROKEN:
@@ -575,6 +586,21 @@ def _weight(variant: Variant, config: EndpointConfig) -> dict[str, Any]:
     if config.autoscaling is None:
         entry["DesiredInstanceCount"] = config.instance_count
     return entry
+
+
+def _weights_asked(desc: _Described, config: EndpointConfig, wanted: str) -> bool:
+    """The update under way is a weights update to `config`'s weights (the one a step asked
+    for before its worker was killed): the same structure, no new config pending, and the
+    weights it asks for (DescribeEndpoint's DesiredWeight) those of `config`."""
+    if desc.pending_config is not None or not desc.desired:
+        return False
+    live = naming.config_structure(desc.config_name, config.name, config.region)
+    if live is None or live != naming.config_structure(wanted, config.name, config.region):
+        return False
+    weights = {v.name: v.weight for v in _serving(config)}
+    return weights.keys() == desc.desired.keys() and all(
+        abs(desc.desired[k] - w) <= _WEIGHT_TOLERANCE for k, w in weights.items()
+    )
 
 
 def _listed(config: EndpointConfig) -> EndpointConfig:
