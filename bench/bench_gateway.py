@@ -1,21 +1,32 @@
 """Gateway overhead and the cost of a shadow mirror, measured side by side in one run.
 
-A real Ridge model (scikit-learn's diabetes data) serves from a gateway in its
-own process; one httpx client sends sequential one-instance requests to
+A real Ridge model (scikit-learn's diabetes data) serves from two servers, each under
+uvicorn in its own process:
 
-- the same model called in-process (no HTTP): the floor;
-- endpoint `plain`: the model alone;
-- endpoint `mirrored`: the same model with a 100 % shadow mirror (another Ridge).
+- the gateway (`python -m core.gateway`), endpoints `plain` (the model alone) and
+  `mirrored` (the same model with a 100 % shadow mirror to another Ridge);
+- bare: the smallest Starlette app serving the same model file, loaded the same way
+  (`core.runtime.load_model_cached`), with the same JSON in and out; `bare` calls the model
+  on the event loop, `bare, threaded` in Starlette's thread pool (as the gateway does, so
+  a timeout can leave a slow model behind): context for the gap.
 
-Rounds alternate the three in blocks, so drift of the machine hits all alike.
-Reported: p50/p99 per path, gateway overhead (plain minus in-process) and the
-mirror's cost on the primary path (mirrored over plain). Goals: p50 overhead
-under 1 ms; the mirror adding under 5 % to primary p50.
+One httpx client sends sequential one-instance requests, keeping its connection alive,
+and again with `Connection: close` (a new TCP connection per request, as a client
+without a pool makes). The same model called in-process (no HTTP) is the floor.
+
+Rounds rotate the paths in blocks, so drift of the machine hits all alike. Each block
+starts with LEAD_IN requests that are not counted: the gateway batches shadow work over a
+20 ms window, so the first requests of a block would see none of it and the last batch
+would run after the block; counted requests meet the mirror as steady traffic does. Reported: p50/p99 per path, and as
+ratios: the gateway's p50 over the bare app's (goal: at most 1.3x) and the mirror's
+cost on the caller's p50, mirrored over plain, on both kinds of connection (goal: under
+5 %).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -30,15 +41,20 @@ import joblib
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
+from bench.table import Ratio, at_most, under
 from core.adapters.local.serving import LocalServing
 from core.domain import Library
 from core.ports import EndpointConfig, ShadowConfig, Variant
 from core.runtime import load_model_cached
 
-ROUNDS = 60
-BLOCK = 50
+ROUNDS = 30
+BLOCK = 100
+LEAD_IN = 40  # uncounted requests opening each block: longer than the shadow batch window
 WARMUP = 300
+GATEWAY_GOAL = 1.3
+MIRROR_GOAL = 1.05
 REPO = Path(__file__).resolve().parent.parent
+CLOSE = {"connection": "close"}
 
 
 def train(folder: Path, seed: int) -> Path:
@@ -57,16 +73,77 @@ def variant(name: str, path: Path, weight: float = 100) -> Variant:
     )  # fmt: skip
 
 
+# ---------------------------------------------------------------- the servers
+
+
+def serve_bare(port: int, artifact: Path) -> None:
+    """The baseline: one Starlette route over the same model, under uvicorn as it comes."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    model = load_model_cached(artifact, Library.SKLEARN)
+
+    async def invocations(request: Request) -> JSONResponse:
+        body = await request.json()
+        return JSONResponse({"predictions": model.predict(body["instances"]), "variant": "v1"})
+
+    async def threaded(request: Request) -> JSONResponse:
+        body = await request.json()
+        predictions = await run_in_threadpool(model.predict, body["instances"])
+        return JSONResponse({"predictions": predictions, "variant": "v1"})
+
+    app = Starlette(
+        routes=[
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/threaded/invocations", threaded, methods=["POST"]),
+        ]
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
 def start_gateway(home: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "core.gateway", "--home", str(home), "--port", "0", "--seed", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "listening on " not in line:
         proc.kill()
         raise SystemExit(f"the gateway did not start: {line!r}")
     return proc, line.rsplit(" ", 1)[-1].strip()
+
+
+def start_bare(artifact: Path) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.bench_gateway", "bare", str(port), str(artifact)]
+    proc = subprocess.Popen(cmd, env=_env(), cwd=REPO, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=1)  # any answer (404) means it listens
+            return proc, url
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit("the bare Starlette app did not start") from None
+            time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- timing
 
 
 def timed(call: Callable[[], Any], n: int) -> list[float]:
@@ -82,7 +159,7 @@ def pct(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[round(q * 100) - 1]
 
 
-def main() -> None:
+def main() -> list[Ratio]:
     with tempfile.TemporaryDirectory(prefix="mmm-bench-") as tmp:
         home = Path(tmp)
         models = home / "buckets" / "production" / "ridge"
@@ -98,55 +175,84 @@ def main() -> None:
         serving.close()
         instance = [float(x) for x in load_diabetes().data[7]]
         model = load_model_cached(v1, Library.SKLEARN)
+        body = {"instances": [instance]}
         proc, url = start_gateway(home)
+        bare, bare_url = start_bare(v1)
         try:
-            with httpx.Client(base_url=url, timeout=10) as client:
-                body = {"instances": [instance]}
+            with httpx.Client(timeout=10) as client:
 
-                def call(endpoint: str) -> Callable[[], Any]:
+                def call(where: str, headers: dict[str, str] | None = None) -> Callable[[], Any]:
                     def send() -> Any:
-                        response = client.post(f"/endpoints/{endpoint}/invocations", json=body)
+                        response = client.post(where, json=body, headers=headers)
                         response.raise_for_status()
 
                     return send
 
+                gateway = f"{url}/endpoints"
                 paths: dict[str, Callable[[], Any]] = {
                     "in-process": lambda: model.predict([instance]),
-                    "plain": call("plain"),
-                    "mirrored": call("mirrored"),
+                    "bare": call(f"{bare_url}/invocations"),
+                    "bare, threaded": call(f"{bare_url}/threaded/invocations"),
+                    "plain": call(f"{gateway}/plain/invocations"),
+                    "mirrored": call(f"{gateway}/mirrored/invocations"),
+                    "bare, new conn": call(f"{bare_url}/invocations", CLOSE),
+                    "plain, new conn": call(f"{gateway}/plain/invocations", CLOSE),
+                    "mirrored, new conn": call(f"{gateway}/mirrored/invocations", CLOSE),
                 }
                 for fn in paths.values():
                     timed(fn, WARMUP)
                 samples: dict[str, list[float]] = {name: [] for name in paths}
-                for _ in range(ROUNDS):
-                    for name, fn in paths.items():
-                        samples[name] += timed(fn, BLOCK)
+                order = list(paths)
+                for n in range(ROUNDS):
+                    shift = n % len(order)  # no path always follows the same one
+                    for name in order[shift:] + order[:shift]:
+                        timed(paths[name], LEAD_IN)
+                        samples[name] += timed(paths[name], BLOCK)
                 time.sleep(0.5)  # the last shadow batch
-                mirrored = client.get("/metrics").text
+                mirrored = client.get(f"{url}/metrics").text
         finally:
-            proc.terminate()
-            proc.wait(30)
-        report(samples, mirrored)
+            for p in (proc, bare):
+                p.terminate()
+                p.wait(30)
+    return report(samples, mirrored)
 
 
-def report(samples: dict[str, list[float]], metrics: str) -> None:
+def report(samples: dict[str, list[float]], metrics: str) -> list[Ratio]:
     p50 = {k: pct(v, 0.5) for k, v in samples.items()}
     p99 = {k: pct(v, 0.99) for k, v in samples.items()}
-    n = len(samples["plain"])
-    print(f"gateway benchmark: {n} sequential requests per path, {ROUNDS} alternating rounds")
     mean = {k: statistics.fmean(v) for k, v in samples.items()}
-    print(f"{'path':<12}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for name in samples:
-        print(f"{name:<12}{p50[name]:>10.3f}{p99[name]:>10.3f}{mean[name]:>10.3f}")
-    overhead50 = p50["plain"] - p50["in-process"]
-    overhead99 = p99["plain"] - p99["in-process"]
-    ratio50 = p50["mirrored"] / p50["plain"]
-    ratio99 = p99["mirrored"] / p99["plain"]
-    print(f"gateway overhead p50 {overhead50:.3f} ms (goal < 1 ms), p99 {overhead99:.3f} ms")
+    n = len(samples["plain"])
     print(
-        f"100% mirror on primary: p50 x{ratio50:.3f} ({(ratio50 - 1) * 100:+.1f} %, goal < +5 %), "
-        f"p99 x{ratio99:.3f}, mean x{mean['mirrored'] / mean['plain']:.3f}"
+        f"gateway benchmark: {n} sequential requests per path, {ROUNDS} rotating rounds of "
+        f"{BLOCK} (after {LEAD_IN} uncounted); 'new conn': Connection: close, a new TCP "
+        "connection per request"
     )
+    print(f"{'path':<20}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for name in samples:
+        print(f"{name:<20}{p50[name]:>10.3f}{p99[name]:>10.3f}{mean[name]:>10.3f}")
+    print(
+        f"gateway over in-process call (the floor): p50 {p50['plain'] - p50['in-process']:+.3f} ms, "
+        f"p99 {p99['plain'] - p99['in-process']:+.3f} ms"
+    )
+    for suffix in ("", ", new conn"):
+        ratio = p50["plain" + suffix] / p50["bare" + suffix]
+        print(
+            f"gateway / bare Starlette{suffix}: p50 x{ratio:.3f} "
+            f"({p50['plain' + suffix] - p50['bare' + suffix]:+.3f} ms), "
+            f"p99 x{p99['plain' + suffix] / p99['bare' + suffix]:.3f}"
+        )
+    print(
+        f"bare, model in the thread pool / on the event loop: p50 "
+        f"x{p50['bare, threaded'] / p50['bare']:.3f}"
+    )
+    for suffix in ("", ", new conn"):
+        m, p = "mirrored" + suffix, "plain" + suffix
+        r50 = p50[m] / p50[p]
+        print(
+            f"100% mirror on primary{suffix or ', keep-alive'}: p50 x{r50:.3f} "
+            f"({(r50 - 1) * 100:+.1f} %, goal < +5 %), p99 x{p99[m] / p99[p]:.3f}, "
+            f"mean x{mean[m] / mean[p]:.3f}"
+        )
     counts = {
         name: sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                   if line.startswith(f"mmm_{name}_total{{"))
@@ -156,7 +262,20 @@ def report(samples: dict[str, list[float]], metrics: str) -> None:
         f"shadow: {counts['shadow_mirrored']:.0f} requests mirrored, "
         f"{counts['shadow_dropped']:.0f} dropped, {counts['capture_pairs']:.0f} pairs captured"
     )
+    return [
+        Ratio("gateway p50 / bare Starlette p50, keep-alive", p50["plain"], p50["bare"], "ms",
+              at_most(GATEWAY_GOAL)),
+        Ratio("gateway p50 / bare Starlette p50, new connections", p50["plain, new conn"],
+              p50["bare, new conn"], "ms"),
+        Ratio("100% shadow mirror p50 / no mirror, keep-alive", p50["mirrored"], p50["plain"],
+              "ms", under(MIRROR_GOAL)),
+        Ratio("100% shadow mirror p50 / no mirror, new connections",
+              p50["mirrored, new conn"], p50["plain, new conn"], "ms", under(MIRROR_GOAL)),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "bare":
+        serve_bare(int(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        main()
