@@ -85,7 +85,7 @@ def rows(ratios: Iterable[Ratio]) -> list[list[str]]:
                 r.name,
                 _figure(r.value, r.unit),
                 _figure(r.baseline, r.unit),
-                f"{r.ratio:.2f}x",
+                f"{r.ratio:.2f}x" if r.ratio >= 0.1 else f"{r.ratio:.3f}x",
                 goal,
                 met,
             ]
