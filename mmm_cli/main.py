@@ -534,7 +534,7 @@ def up(c: Ctx, port: int, bot_port: int) -> None:
     show_default=True,
     help="The gateway (`mmm up`).",
 )
-@click.option("--region", default=None, help="SageMaker serving: the region (default: home).")
+@click.option("--region", default=None, help="The endpoint's region (default: the home region).")
 @pass_ctx
 @handled
 def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> None:
@@ -556,7 +556,7 @@ def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> No
         return
     from core.gateway.client import invoke as call
 
-    render.emit_json(call(url, endpoint, body))
+    render.emit_json(call(url, endpoint, body, region))
 
 
 def _not_a_number(name: str) -> Any:

@@ -114,7 +114,7 @@ class Window:
         return quantile_ms(self.buckets, 0.99) or 0.0
 
 
-CellKey = tuple[str, str, str, int]  # endpoint, variant, role, second
+CellKey = tuple[str, str, str, str, int]  # region, endpoint, variant, role, second
 
 
 def _cell(requests: int, errors: int, latency_sum_ms: float, buckets: str) -> Cell:
@@ -129,12 +129,10 @@ class AggregateRecorder:
     def __init__(
         self,
         path: Path,
-        region: str,
         flush_s: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
-        self.region = region
         self.flush_s = flush_s
         self._clock = clock
         self._cells: dict[CellKey, Cell] = {}
@@ -145,8 +143,10 @@ class AggregateRecorder:
         self._thread: threading.Thread | None = None
         self._pruned_at = 0.0
 
-    def record(self, endpoint: str, variant: str, role: str, ms: float, error: bool) -> None:
-        key = (endpoint, variant, role, int(self._clock()))
+    def record(
+        self, region: str, endpoint: str, variant: str, role: str, ms: float, error: bool
+    ) -> None:
+        key = (region, endpoint, variant, role, int(self._clock()))
         with self._lock:
             cell = self._cells.get(key)
             if cell is None:
@@ -197,12 +197,10 @@ class AggregateRecorder:
                 raise
 
     def _merge(self, db: sqlite_utils.Database, key: CellKey, cell: Cell) -> None:
-        endpoint, variant, role, second = key
-        where = (self.region, endpoint, variant, role, second)
         row = db.conn.execute(
             "SELECT requests, errors, latency_sum_ms, buckets FROM samples WHERE region = ? "
             "AND endpoint = ? AND variant = ? AND role = ? AND second = ?",
-            where,
+            key,
         ).fetchone()
         total = Cell()
         if row is not None:
@@ -211,7 +209,7 @@ class AggregateRecorder:
         db.conn.execute(
             "INSERT OR REPLACE INTO samples (region, endpoint, variant, role, second, requests, "
             "errors, latency_sum_ms, buckets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*where, total.requests, total.errors, total.latency_sum_ms,
+            (*key, total.requests, total.errors, total.latency_sum_ms,
              json.dumps(total.buckets, separators=(",", ":"))),
         )  # fmt: skip
 

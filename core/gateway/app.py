@@ -53,7 +53,8 @@ def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
             gateway.metrics.rejected.labels("too_large").inc()
             answer = error_answer(413, f"body over {limit} bytes", request_id)
         else:
-            answer = await gateway.invoke(request.path_params["name"], raw, request_id)
+            params = request.path_params
+            answer = await gateway.invoke(params["name"], raw, request_id, params.get("region"))
         headers = {"x-request-id": answer.request_id}
         if answer.variant is not None:
             headers["x-mmm-variant"] = answer.variant
@@ -102,6 +103,7 @@ def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
+            Route("/regions/{region}/endpoints/{name}/invocations", invocations, methods=["POST"]),
             Route("/endpoints", endpoints, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),

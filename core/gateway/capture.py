@@ -108,7 +108,7 @@ class _Part:
         os.close(self.fd)
 
 
-Written = Callable[[str, str, int], None]
+Written = Callable[[str, str, str, int], None]  # region, endpoint, shadow variant, n
 
 
 class CaptureWriter:
@@ -161,9 +161,9 @@ class CaptureWriter:
                         part.close()
         failed = len(pairs) - written
         if self._on_written is not None and written:
-            self._on_written(endpoint, shadow_variant, written)
+            self._on_written(region, endpoint, shadow_variant, written)
         if self._on_failed is not None and failed:
-            self._on_failed(endpoint, shadow_variant, failed)
+            self._on_failed(region, endpoint, shadow_variant, failed)
         return written
 
     def close(self) -> None:

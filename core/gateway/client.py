@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -20,9 +21,13 @@ def as_body(data: Any) -> dict[str, Any]:
     raise InvalidInput(f"--data: expected a JSON list or object, got {type(data).__name__}")
 
 
-def invoke(base_url: str, endpoint: str, data: Any, timeout_s: float = 30.0) -> dict[str, Any]:
-    """Send `data` to the endpoint; returns `{"predictions": [...], "variant": ...}`."""
-    url = f"{base_url.rstrip('/')}/endpoints/{endpoint}/invocations"
+def invoke(
+    base_url: str, endpoint: str, data: Any, region: str | None = None, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """Send `data` to the endpoint (in `region`, else the gateway's home region); returns
+    `{"predictions": [...], "variant": ...}`."""
+    where = "" if region is None else f"/regions/{quote(region, safe='')}"
+    url = f"{base_url.rstrip('/')}{where}/endpoints/{quote(endpoint, safe='')}/invocations"
     try:
         response = httpx.post(url, json=as_body(data), timeout=timeout_s)
     except httpx.ConnectError:

@@ -80,25 +80,18 @@ class EndpointTable:
             ).fetchone()
         return None if row is None else self._parse(row[0], name, region)
 
-    def all(self, region: str | None = None) -> list[EndpointConfig]:
-        sql = "SELECT config, name, region FROM endpoints"
-        args: tuple[str, ...] = ()
-        if region is not None:
-            sql, args = sql + " WHERE region = ?", (region,)
-        with self._lock, self._errors():
-            rows = self._db.conn.execute(sql + " ORDER BY name, region", args).fetchall()
-        return [self._parse(doc, name, reg) for doc, name, reg in rows]
+    def all(self) -> list[EndpointConfig]:
+        return self.snapshot()[1]
 
-    def snapshot(self, region: str) -> tuple[int, list[EndpointConfig]]:
-        """The revision and the region's configs, read in one transaction (consistent)."""
+    def snapshot(self) -> tuple[int, list[EndpointConfig]]:
+        """The revision and every region's configs, read in one transaction (consistent)."""
         with self._lock, self._errors():
             conn = self._db.conn
             conn.execute("BEGIN")
             try:
                 rev = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
                 rows = conn.execute(
-                    "SELECT config, name, region FROM endpoints WHERE region = ? ORDER BY name",
-                    (region,),
+                    "SELECT config, name, region FROM endpoints ORDER BY name, region"
                 ).fetchall()
             finally:
                 conn.execute("COMMIT")

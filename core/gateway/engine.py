@@ -50,7 +50,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/#-]{1,128}$")
 
 @dataclass(frozen=True)
 class GatewayOptions:
-    region: str = "local"
+    region: str = "local"  # the home region: the one the route without a region serves
     seed: int | None = None  # routing and sampling draws; fixed for reproducible tests
     resolve: Resolve | None = None  # artifact URI -> local file; default: the workspace buckets
     loader: Loader | None = None  # default: core.runtime.load_model_cached
@@ -171,7 +171,11 @@ def describe_variant(loaded: LoadedVariant) -> dict[str, Any]:
 
 
 class Gateway:
-    """Serves the region's endpoints from `<home>/serving.db`."""
+    """Serves the endpoints of every region in `<home>/serving.db`.
+
+    Locally a region is a name: one process serves them all, each endpoint
+    under `(region, name)`, its metrics and captures labelled with its region.
+    """
 
     def __init__(self, home: Path, options: GatewayOptions | None = None) -> None:
         self.home = home
@@ -179,12 +183,12 @@ class Gateway:
         self.region = opts.region
         self._rng = random.Random(opts.seed)
         self._pool = ModelPool(opts.resolve or local_resolver(home / "buckets"), opts.loader)
-        self._recorder = AggregateRecorder(home / METRICS_DB, opts.region, opts.flush_s)
+        self._recorder = AggregateRecorder(home / METRICS_DB, opts.flush_s)
         self.metrics = GatewayMetrics(self._recorder)
         self._table: EndpointTable | None = None
         self._capture: CaptureWriter | None = None
         self._mirror: MirrorPool | None = None
-        self._endpoints: dict[str, LiveEndpoint] = {}
+        self._endpoints: dict[tuple[str, str], LiveEndpoint] = {}  # (region, name)
         self._revision = -1
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
@@ -250,7 +254,7 @@ class Gateway:
         # In a thread: a SQLite read may wait on a lock, and the event loop must not.
         if await anyio.to_thread.run_sync(table.revision) != self._revision:
             async with self._reload_lock:
-                revision, configs = await anyio.to_thread.run_sync(table.snapshot, self.region)
+                revision, configs = await anyio.to_thread.run_sync(table.snapshot)
                 if revision != self._revision:
                     live = await anyio.to_thread.run_sync(self._load, configs)
                     self._endpoints, self._revision = live, revision
@@ -263,13 +267,13 @@ class Gateway:
         except PortError as exc:
             log.warning("endpoint configs not refreshed: %s", exc)
 
-    def _load(self, configs: list[EndpointConfig]) -> dict[str, LiveEndpoint]:
-        live: dict[str, LiveEndpoint] = {}
+    def _load(self, configs: list[EndpointConfig]) -> dict[tuple[str, str], LiveEndpoint]:
+        live: dict[tuple[str, str], LiveEndpoint] = {}
         used: list[Variant] = []
         for config in configs:
             variants = tuple(self._pool.load(v) for v in config.variants)
             shadow = None if config.shadow is None else self._pool.load(config.shadow.variant)
-            live[config.name] = LiveEndpoint(config, variants, shadow)
+            live[config.region, config.name] = LiveEndpoint(config, variants, shadow)
             used += [lv.variant for lv in variants] + ([shadow.variant] if shadow else [])
             for loaded in (*variants, *([shadow] if shadow else [])):
                 if loaded.error:
@@ -299,14 +303,18 @@ class Gateway:
 
     # ------------------------------------------------------------ requests
 
-    async def invoke(self, name: str, raw: bytes, request_id: str) -> Answer:
-        live = self._endpoints.get(name)
+    async def invoke(
+        self, name: str, raw: bytes, request_id: str, region: str | None = None
+    ) -> Answer:
+        """Answer a request to endpoint `name` in `region` (default: the home region)."""
+        key = (region or self.region, name)
+        live = self._endpoints.get(key)
         if live is None:  # maybe created since the last poll: look before saying no
             await self.refresh_or_keep()
-            live = self._endpoints.get(name)
+            live = self._endpoints.get(key)
         if live is None:
             self.metrics.rejected.labels("not_found").inc()
-            message = f"endpoint {name!r} not found in region {self.region}"
+            message = f"endpoint {name!r} not found in region {key[0]}"
             return error_answer(404, message, request_id)
         try:
             instances = parse_instances(raw)
@@ -322,7 +330,7 @@ class Gateway:
             and self._rng.random() * 100 < mirror.sample_percent
         ):
             job = MirrorJob(
-                request_id, self.region, name, instances, chosen.name, outcome, shadow,
+                request_id, live.config.region, name, instances, chosen.name, outcome, shadow,
                 live.config.invocation_timeout_ms,
             )  # fmt: skip
             answer = replace(answer, mirror=job)
@@ -364,7 +372,10 @@ class Gateway:
                     outcome = Outcome(None, reason, outcome.ms, bad_input=True)
         # Callers wait for the thread hop too: alarms see that time, pairs the model's own.
         elapsed = (time.perf_counter() - start) * 1000
-        self.metrics.observe(live.config.name, chosen.name, PRODUCTION, elapsed, outcome.failed)
+        config = live.config
+        self.metrics.observe(
+            config.region, config.name, chosen.name, PRODUCTION, elapsed, outcome.failed
+        )
         if outcome.error is None:
             return Answer(200, content, request_id, chosen.name), outcome
         if outcome.bad_input:

@@ -12,12 +12,12 @@ __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 PRODUCTION = "production"
 SHADOW = "shadow"
 
-_LABELS = ("endpoint", "variant", "role")
+_LABELS = ("region", "endpoint", "variant", "role")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class GatewayMetrics:
-    """Counters per endpoint, variant and role (`production` or `shadow`)."""
+    """Counters per region, endpoint, variant and role (`production` or `shadow`)."""
 
     def __init__(self, recorder: AggregateRecorder | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -42,7 +42,7 @@ class GatewayMetrics:
         self.rejected = Counter(
             "mmm_rejected", "Requests refused before reaching a model", ["reason"], registry=r
         )
-        pair = ("endpoint", "variant")
+        pair = ("region", "endpoint", "variant")
         self.mirrored = Counter(
             "mmm_shadow_mirrored", "Requests queued for the shadow variant", pair, registry=r
         )
@@ -61,10 +61,12 @@ class GatewayMetrics:
         self.revision = Gauge(
             "mmm_config_revision", "Revision of the endpoint configs being served", registry=r
         )
-        self._children: dict[tuple[str, str, str], tuple[Counter, Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, str, str], tuple[Counter, Counter, Histogram]] = {}
 
-    def observe(self, endpoint: str, variant: str, role: str, ms: float, error: bool) -> None:
-        key = (endpoint, variant, role)
+    def observe(
+        self, region: str, endpoint: str, variant: str, role: str, ms: float, error: bool
+    ) -> None:
+        key = (region, endpoint, variant, role)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
@@ -78,13 +80,13 @@ class GatewayMetrics:
             errors.inc()
         latency.observe(ms / 1000)
         if self._recorder is not None:
-            self._recorder.record(endpoint, variant, role, ms, error)
+            self._recorder.record(*key, ms, error)
 
-    def on_captured(self, endpoint: str, variant: str, n: int) -> None:
-        self.captured.labels(endpoint, variant).inc(n)
+    def on_captured(self, region: str, endpoint: str, variant: str, n: int) -> None:
+        self.captured.labels(region, endpoint, variant).inc(n)
 
-    def on_capture_failed(self, endpoint: str, variant: str, n: int) -> None:
-        self.capture_failed.labels(endpoint, variant).inc(n)
+    def on_capture_failed(self, region: str, endpoint: str, variant: str, n: int) -> None:
+        self.capture_failed.labels(region, endpoint, variant).inc(n)
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

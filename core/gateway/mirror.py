@@ -70,7 +70,7 @@ def run_mirror(
     """Ask the shadow, record its call, capture the pairs; never raises for a model fault."""
     shadow = predict_timed(job.shadow, job.instances, job.timeout_ms)
     if metrics is not None:
-        metrics.observe(job.endpoint, job.shadow.name, SHADOW, shadow.ms, shadow.failed)
+        metrics.observe(job.region, job.endpoint, job.shadow.name, SHADOW, shadow.ms, shadow.failed)
     pairs = make_pairs(job, shadow)
     sink.write(job.region, job.endpoint, job.shadow.name, pairs)
     return pairs
@@ -118,7 +118,7 @@ class MirrorPool:
                 accepted = False
         if self._metrics is not None:
             counter = self._metrics.mirrored if accepted else self._metrics.mirror_dropped
-            counter.labels(job.endpoint, job.shadow.name).inc()
+            counter.labels(job.region, job.endpoint, job.shadow.name).inc()
         return accepted
 
     def close(self, timeout_s: float = 10.0) -> int:
@@ -137,7 +137,9 @@ class MirrorPool:
             if job is not None:
                 dropped += 1
                 if self._metrics is not None:
-                    self._metrics.mirror_dropped.labels(job.endpoint, job.shadow.name).inc()
+                    self._metrics.mirror_dropped.labels(
+                        job.region, job.endpoint, job.shadow.name
+                    ).inc()
         for _ in self._threads:
             # A thread still inside a slow shadow call is left behind (a daemon) at the deadline.
             with contextlib.suppress(queue.Full):

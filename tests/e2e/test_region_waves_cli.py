@@ -1,6 +1,6 @@
 """Two regions on the embedded backends through the `mmm` command (locally a region is a
 name the gateway serves under /regions/{region}/...): one region's wave ends before the
-next begins, and usage lists each region's endpoint."""
+next begins, usage lists each region's endpoint, and `mmm invoke --region` reaches it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.gateway.process import GatewayProcess
 from tests.e2e.conftest import Workspace
 
 pytestmark = pytest.mark.slow  # the same waves in process: tests/integration/test_region_waves.py
@@ -33,3 +34,12 @@ def test_two_local_regions_roll_out_one_after_the_other(ws: Workspace, tmp_path:
     ]  # fmt: skip
     status = ws.ok("status", "--json").json()
     assert all(d["regions"] == ["local", "lab"] for d in status)
+    with GatewayProcess(ws.home, 0) as gateway:
+        url, row = gateway.url, ["--data", "[[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]]"]
+        for region in ("local", "lab"):
+            answer = ws.ok("invoke", "churn-live", "--url", url, "--region", region, *row)
+            assert answer.json()["variant"] == "churn-v2"
+        home = ws.ok("invoke", "churn-live", "--url", url, *row)  # the route without a region
+        assert home.json()["variant"] == "churn-v2"
+        gone = ws.run("invoke", "churn-live", "--url", url, "--region", "moon", *row)
+        assert gone.code != 0 and "not found in region moon" in gone.err

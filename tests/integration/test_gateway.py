@@ -20,10 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlite_utils
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.adapters.local.serving import LocalServing
 from core.domain import Library
+from core.gateway.aggregates import METRICS_DB, read_window
 from core.gateway.app import create_app
 from core.gateway.client import invoke
 from core.gateway.engine import Gateway, GatewayOptions
@@ -84,10 +86,11 @@ def endpoint(
     shadow: Variant | None = None,
     sample_percent: float = 100,
     timeout_ms: int = 2000,
+    region: str = REGION,
 ) -> EndpointConfig:
     return EndpointConfig(
         name=name,
-        region=REGION,
+        region=region,
         variants=variants,
         shadow=None
         if shadow is None
@@ -500,6 +503,49 @@ def test_invoke_sends_one_request_and_raises_port_errors(home: Path) -> None:
         closed_port = sock.getsockname()[1]
     with pytest.raises(TransientError, match="no gateway"):
         invoke(f"http://127.0.0.1:{closed_port}", "churn", x)
+
+
+def test_one_gateway_serves_each_region_under_its_own_route(home: Path) -> None:
+    """Locally a region is a name: `/regions/{region}/endpoints/{name}/invocations` serves
+    that region's endpoint; the route without a region serves the home region."""
+    here = train_sklearn_regressor(models_dir(home), seed=0)
+    there = train_sklearn_regressor(models_dir(home), seed=1, shift=100)
+    port = LocalServing(home)
+    port.apply(endpoint("churn", [variant("churn-v1", here)]))
+    port.apply(endpoint("churn", [variant("churn-v2", there)], region="eu-1"))
+    port.apply(endpoint("only-eu", [variant("churn-v2", there)], region="eu-1"))
+    x = sample_instances(10, 3)
+    with serving(home) as (client, _):  # leaving it flushes the aggregates
+        url = str(client.base_url)
+        assert invoke(url, "churn", x) == {
+            "predictions": pytest.approx(predictions(here, x)),
+            "variant": "churn-v1",
+        }
+        assert invoke(url, "churn", x, region=REGION)["variant"] == "churn-v1"
+        assert invoke(url, "churn", x, region="eu-1") == {
+            "predictions": pytest.approx(predictions(there, x)),
+            "variant": "churn-v2",
+        }
+        with pytest.raises(NotFound, match="'only-eu' not found in region local"):
+            invoke(url, "only-eu", x)
+        with pytest.raises(NotFound, match="'churn' not found in region us-1"):
+            invoke(url, "churn", x, region="us-1")
+        listed = synced(client)
+        assert listed["region"] == REGION
+        assert [(e["region"], e["name"]) for e in listed["endpoints"]] == [
+            ("eu-1", "churn"), (REGION, "churn"), ("eu-1", "only-eu"),
+        ]  # fmt: skip
+        text = client.get("/metrics").text
+    labels = {"endpoint": "churn", "role": "production"}
+    assert metric(text, "mmm_requests_total", region=REGION, variant="churn-v1", **labels) == 2
+    assert metric(text, "mmm_requests_total", region="eu-1", variant="churn-v2", **labels) == 1
+    # the alarms' aggregates are kept per region too
+    db = sqlite_utils.Database(home / METRICS_DB)
+    counts = {
+        region: read_window(db, region, "churn", name, "production", 0).requests
+        for region, name in ((REGION, "churn-v1"), ("eu-1", "churn-v2"))
+    }
+    assert counts == {REGION: 2, "eu-1": 1}
 
 
 # ---------------------------------------------------------------- a gateway process

@@ -136,17 +136,19 @@ def test_a_healthy_variant_stays_quiet_and_the_p99_alarm_fires_over_its_threshol
 
 def test_the_window_starts_at_since_and_regions_are_apart(home: Path) -> None:
     now = [1000.2]
-    recorder = AggregateRecorder(home / METRICS_DB, REGION, clock=lambda: now[0])
+    recorder = AggregateRecorder(home / METRICS_DB, clock=lambda: now[0])
     recorder.start()
     for _ in range(30):
-        recorder.record("churn", "churn-v2", "production", 5.0, error=True)
+        recorder.record(REGION, "churn", "churn-v2", "production", 5.0, error=True)
     now[0] = 2000.7
     for _ in range(20):
-        recorder.record("churn", "churn-v2", "production", 5.0, error=False)
+        recorder.record(REGION, "churn", "churn-v2", "production", 5.0, error=False)
     recorder.flush()
     for _ in range(10):  # the same second again, after a flush: merged into its row
-        recorder.record("churn", "churn-v2", "production", 5.0, error=False)
-    recorder.record("churn", "churn-v2", "shadow", 5.0, error=True)  # not production traffic
+        recorder.record(REGION, "churn", "churn-v2", "production", 5.0, error=False)
+    recorder.record(
+        REGION, "churn", "churn-v2", "shadow", 5.0, error=True
+    )  # not production traffic
     recorder.close()
     with sqlite3.connect(home / METRICS_DB) as conn:
         rows = conn.execute(
@@ -171,14 +173,14 @@ def test_the_window_starts_at_since_and_regions_are_apart(home: Path) -> None:
 
 def test_live_figures_per_variant_and_role_over_the_last_window(home: Path) -> None:
     now = [5000.5]
-    recorder = AggregateRecorder(home / METRICS_DB, REGION, clock=lambda: now[0])
+    recorder = AggregateRecorder(home / METRICS_DB, clock=lambda: now[0])
     recorder.start()
     for i in range(40):  # 40 answers to callers, 4 of them errors
-        recorder.record("churn", "churn-v2", "production", 2.0, error=i % 10 == 0)
+        recorder.record(REGION, "churn", "churn-v2", "production", 2.0, error=i % 10 == 0)
     for _ in range(10):
-        recorder.record("churn", "churn-v3", "shadow", 8.0, error=False)
+        recorder.record(REGION, "churn", "churn-v3", "shadow", 8.0, error=False)
     now[0] = 4000.5  # long before the window: left out
-    recorder.record("churn", "churn-v2", "production", 900.0, error=True)
+    recorder.record(REGION, "churn", "churn-v2", "production", 900.0, error=True)
     recorder.close()
 
     monitor = LocalMonitor(home, clock=lambda: 5010.0)
