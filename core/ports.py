@@ -39,6 +39,10 @@ class InvalidInput(PortError):
     """The request is malformed (bad artifact, bad golden data, ...)."""
 
 
+class ModelFailed(InvalidInput):
+    """The model itself raised while predicting (the instances fitted it)."""
+
+
 class TransientError(PortError):
     """A passing fault (timeout, throttling, busy): the same call may succeed later, no
     sooner than `retry_after_s` when the system said when (a rate limit's reset)."""

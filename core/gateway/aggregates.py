@@ -29,6 +29,8 @@ from core.sqlite_db import open_db, sqlite_errors, write_transaction
 log = logging.getLogger(__name__)
 
 METRICS_DB = "metrics.db"
+PRODUCTION = "production"  # the roles a call is recorded under
+SHADOW = "shadow"
 LOW_MS = 0.01
 STEPS_PER_DOUBLING = 4
 N_BUCKETS = 100

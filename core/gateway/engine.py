@@ -7,7 +7,6 @@ request goes through lives here.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import json
 import logging
@@ -15,8 +14,7 @@ import random
 import re
 import time
 import uuid
-from dataclasses import dataclass, field, replace
-from itertools import accumulate
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +22,13 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from core.gateway.aggregates import METRICS_DB, AggregateRecorder
+from core.gateway.aggregates import METRICS_DB, PRODUCTION, AggregateRecorder
 from core.gateway.capture import MAX_LINES, CaptureWriter, captures_root, to_json
 from core.gateway.config_store import SERVING_DB, EndpointTable
-from core.gateway.metrics import PRODUCTION, GatewayMetrics
+from core.gateway.metrics import GatewayMetrics
 from core.gateway.mirror import MirrorJob, MirrorPool
 from core.gateway.predictors import (
+    LiveEndpoint,
     LoadedVariant,
     Loader,
     ModelPool,
@@ -64,6 +63,18 @@ class GatewayOptions:
     poll_s: float = 0.2
     drain_timeout_s: float = 10.0  # shadow work still queued at shutdown
     max_body_bytes: int = 16 * 1024 * 1024
+    # A variant whose last INLINE_AFTER calls each took under inline_ms is called on the
+    # event loop (0: never); see Gateway._predict.
+    inline_ms: float = 2.0
+
+
+# Handing a call to a worker thread costs about 0.2 ms, and on a busy machine a wait for a
+# free core: more than a small model's whole call. Such a call runs on the event loop, at a
+# price: it cannot be abandoned at the endpoint's timeout. So it runs there only after many
+# fast calls in a row, while the timeout is far above them, and the first slow one sends
+# the variant's next calls back to a thread.
+INLINE_AFTER = 20
+INLINE_MARGIN = 50  # the endpoint's timeout is at least this many times inline_ms
 
 
 @dataclass(frozen=True)
@@ -77,29 +88,6 @@ class Answer:
 
 def error_answer(status: int, message: str, request_id: str, variant: str | None = None) -> Answer:
     return Answer(status, json.dumps({"error": message}).encode(), request_id, variant)
-
-
-@dataclass(frozen=True)
-class LiveEndpoint:
-    """An endpoint as served: its loaded variants and the cumulative weights for routing."""
-
-    config: EndpointConfig
-    variants: tuple[LoadedVariant, ...]  # every production variant, weight 0 included
-    routable: tuple[LoadedVariant, ...] = field(init=False)
-    cumulative: tuple[float, ...] = field(init=False)
-    shadow: LoadedVariant | None = None
-
-    def __post_init__(self) -> None:
-        routable = tuple(v for v in self.variants if v.variant.weight > 0)
-        object.__setattr__(self, "routable", routable)
-        object.__setattr__(
-            self, "cumulative", tuple(accumulate(v.variant.weight for v in routable))
-        )
-
-    def pick(self, rng: random.Random) -> LoadedVariant:
-        point = rng.random() * self.cumulative[-1]
-        index = bisect.bisect_right(self.cumulative, point)
-        return self.routable[min(index, len(self.routable) - 1)]
 
 
 # A request nests 3 or 4 levels; json.loads would go on to the recursion limit (~1000).
@@ -189,6 +177,7 @@ class Gateway:
         self._capture: CaptureWriter | None = None
         self._mirror: MirrorPool | None = None
         self._endpoints: dict[tuple[str, str], LiveEndpoint] = {}  # (region, name)
+        self._fast_calls: dict[tuple[str, str, str], int] = {}  # (region, endpoint, variant)
         self._revision = -1
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
@@ -258,6 +247,7 @@ class Gateway:
                 if revision != self._revision:
                     live = await anyio.to_thread.run_sync(self._load, configs)
                     self._endpoints, self._revision = live, revision
+                    self._fast_calls = {k: n for k, n in self._fast_calls.items() if k[:2] in live}
                     self.metrics.revision.set(revision)
 
     async def refresh_or_keep(self) -> None:
@@ -343,17 +333,25 @@ class Gateway:
     async def _predict(
         self, live: LiveEndpoint, chosen: LoadedVariant, instances: list[Any], request_id: str
     ) -> tuple[Answer, Outcome]:
-        """The production call, in a worker thread, bounded by the endpoint's timeout."""
-        timeout_ms = live.config.invocation_timeout_ms
+        """The production call, bounded by the endpoint's timeout: in a worker thread, or on
+        the event loop for a variant whose calls have stayed fast (INLINE_AFTER)."""
+        config = live.config
+        timeout_ms = config.invocation_timeout_ms
+        key = (config.region, config.name, chosen.name)
+        fast = self._fast_calls.get(key, 0)
         start = time.perf_counter()
-        try:
-            with anyio.fail_after(timeout_ms / 1000):
-                outcome = await anyio.to_thread.run_sync(
-                    predict_timed, chosen, instances, timeout_ms, abandon_on_cancel=True
-                )
-        except TimeoutError:  # the thread is left to finish; its answer is dropped
-            elapsed = (time.perf_counter() - start) * 1000
-            outcome = timeout_outcome(chosen.name, timeout_ms, elapsed)
+        if fast >= INLINE_AFTER and timeout_ms >= INLINE_MARGIN * self.options.inline_ms:
+            outcome = predict_timed(chosen, instances, timeout_ms)
+        else:
+            try:
+                with anyio.fail_after(timeout_ms / 1000):
+                    outcome = await anyio.to_thread.run_sync(
+                        predict_timed, chosen, instances, timeout_ms, abandon_on_cancel=True
+                    )
+            except TimeoutError:  # the thread is left to finish; its answer is dropped
+                elapsed = (time.perf_counter() - start) * 1000
+                outcome = timeout_outcome(chosen.name, timeout_ms, elapsed)
+        self._fast_calls[key] = fast + 1 if outcome.ms < self.options.inline_ms else 0
         content = b""
         if outcome.error is None:
             try:
@@ -372,7 +370,6 @@ class Gateway:
                     outcome = Outcome(None, reason, outcome.ms, bad_input=True)
         # Callers wait for the thread hop too: alarms see that time, pairs the model's own.
         elapsed = (time.perf_counter() - start) * 1000
-        config = live.config
         self.metrics.observe(
             config.region, config.name, chosen.name, PRODUCTION, elapsed, outcome.failed
         )

@@ -9,9 +9,6 @@ from core.gateway.aggregates import AggregateRecorder
 
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
-PRODUCTION = "production"
-SHADOW = "shadow"
-
 _LABELS = ("region", "endpoint", "variant", "role")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

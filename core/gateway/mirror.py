@@ -15,12 +15,15 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core.gateway.aggregates import SHADOW
 from core.gateway.capture import CaptureWriter
-from core.gateway.metrics import SHADOW, GatewayMetrics
 from core.gateway.predictors import LoadedVariant, Outcome, predict_timed
 from core.ports import CapturedPair
+
+if TYPE_CHECKING:  # prometheus_client loads with the gateway, not with every replay
+    from core.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 

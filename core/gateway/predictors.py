@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import bisect
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from core.domain import Library
-from core.ports import InvalidInput, NotFound, Variant
-from core.runtime.loaders import ModelFailed
+
+# Not core.runtime: serving adapters import this module, and numpy need not load with them.
+from core.ports import EndpointConfig, InvalidInput, ModelFailed, NotFound, Variant
 
 
 class Predictor(Protocol):
@@ -36,6 +39,8 @@ def local_resolver(buckets: Path) -> Resolve:
 
     def resolve(uri: str) -> Path:
         if uri.startswith("file://"):
+            from urllib.request import url2pathname  # 40 ms of imports: only for such URIs
+
             path = Path(url2pathname(urlparse(uri).path))
         elif uri.startswith("local://"):
             from core.adapters.local.artifacts import LocalArtifactStore
@@ -69,6 +74,29 @@ class LoadedVariant:
     @property
     def name(self) -> str:
         return self.variant.name
+
+
+@dataclass(frozen=True)
+class LiveEndpoint:
+    """An endpoint as served: its loaded variants and the cumulative weights for routing."""
+
+    config: EndpointConfig
+    variants: tuple[LoadedVariant, ...]  # every production variant, weight 0 included
+    routable: tuple[LoadedVariant, ...] = field(init=False)
+    cumulative: tuple[float, ...] = field(init=False)
+    shadow: LoadedVariant | None = None
+
+    def __post_init__(self) -> None:
+        routable = tuple(v for v in self.variants if v.variant.weight > 0)
+        object.__setattr__(self, "routable", routable)
+        object.__setattr__(
+            self, "cumulative", tuple(accumulate(v.variant.weight for v in routable))
+        )
+
+    def pick(self, rng: random.Random) -> LoadedVariant:
+        point = rng.random() * self.cumulative[-1]
+        index = bisect.bisect_right(self.cumulative, point)
+        return self.routable[min(index, len(self.routable) - 1)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from core.domain import Library
-from core.ports import InvalidInput
+from core.ports import InvalidInput, ModelFailed
 
 __all__ = ["LoadedModel", "ModelFailed", "Predictor", "Unloadable", "describe_kind", "one_line"]
-
-
-class ModelFailed(InvalidInput):
-    """The model itself raised while predicting (the instances fitted it)."""
 
 
 class Predictor(Protocol):

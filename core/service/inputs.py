@@ -19,7 +19,6 @@ from core.spec import (
     parse_deployment,
     read_deployment_file,
 )
-from core.steps import read_replay
 
 
 def deployment_spec(
@@ -87,6 +86,8 @@ def with_replay_resolved(spec: DeploymentSpec, file: Path | None) -> DeploymentS
     path = Path(strategy.traffic.replay).expanduser()
     if not path.is_absolute():
         path = (file.parent if file is not None else Path.cwd()) / path
+    from core.steps import read_replay  # with every step's libraries: only for a replay
+
     try:
         read_replay(path)
     except InvalidInput as exc:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.domain import Command, Deployment, Library, known
 from core.layout import variant_name
 from core.ports import PortError, VariantCalls
-from core.runtime.golden import GoldenReport, check_golden, read_golden
 from core.steps.base import Done, Outcome, Steps, regions_of
+
+if TYPE_CHECKING:
+    from core.runtime.golden import GoldenReport
 
 
 class _Variant:
@@ -47,6 +49,9 @@ class GoldenSteps(Steps):
         staged = d.context.golden_staging
         if staged is None:
             return Done({"passed": True, "summary": "no golden data to check"})
+        # Here, not at the top: numpy loads with it, and `mmm status` never needs it.
+        from core.runtime.golden import check_golden, read_golden
+
         self.ws.scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="golden-", dir=self.ws.scratch) as tmp:
             cases = read_golden(self.ports.artifacts.get(staged, Path(tmp) / "golden.jsonl"))

@@ -6,12 +6,14 @@ the gateway runs under uvicorn in a thread, or as its own process for SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +30,7 @@ from core.domain import Library
 from core.gateway.aggregates import METRICS_DB, read_window
 from core.gateway.app import create_app
 from core.gateway.client import invoke
-from core.gateway.engine import Gateway, GatewayOptions
+from core.gateway.engine import INLINE_AFTER, Gateway, GatewayOptions
 from core.gateway.server import GatewayServer
 from core.ports import (
     CapturedPair,
@@ -290,6 +292,50 @@ def test_a_model_slower_than_the_timeout_answers_504(home: Path) -> None:
         assert response.json() == {"error": "variant slow-v1 did not answer within 50 ms"}
         text = client.get("/metrics").text
     assert metric(text, "mmm_errors_total", endpoint="slow", variant="slow-v1") == 1
+
+
+class WhereCalled:
+    """A model answering 0.0 that notes, per call, whether it ran on the event loop."""
+
+    def __init__(self) -> None:
+        self.on_loop: list[bool] = []
+        self.delay_s = 0.0
+
+    def predict(self, instances: list[Any]) -> list[Any]:
+        try:
+            asyncio.get_running_loop()
+            self.on_loop.append(True)
+        except RuntimeError:  # a worker thread has no running loop
+            self.on_loop.append(False)
+        time.sleep(self.delay_s)
+        return [0.0] * len(instances)
+
+
+def test_a_model_whose_calls_stay_fast_is_called_on_the_event_loop(home: Path) -> None:
+    """After INLINE_AFTER fast calls in a row a variant runs on the event loop (no thread
+    hop); one slow call sends its next calls back to a thread; a short timeout keeps them
+    there. `inline_ms` is set high, so no call's speed depends on the machine's."""
+    model = WhereCalled()
+    artifact = home / "where.joblib"
+    port = LocalServing(home)
+    port.apply(endpoint("fast", [variant("fast-v1", artifact)], timeout_ms=60_000))
+    port.apply(endpoint("bounded", [variant("bounded-v1", artifact)], timeout_ms=2000))
+    x = sample_instances(10, 1)
+    options = {"resolve": lambda uri: artifact, "loader": lambda path, library: model}
+    with serving(home, inline_ms=1000, **options) as (client, _):
+        for _ in range(INLINE_AFTER + 3):
+            assert post(client, "fast", x).status_code == 200
+        assert model.on_loop == [False] * INLINE_AFTER + [True] * 3
+        model.on_loop.clear()
+        model.delay_s = 1.2  # over inline_ms: the next call goes back to a thread
+        assert post(client, "fast", x).status_code == 200
+        model.delay_s = 0.0
+        assert post(client, "fast", x).status_code == 200
+        assert model.on_loop == [True, False]
+        model.on_loop.clear()
+        for _ in range(INLINE_AFTER + 3):  # 2000 ms is under INLINE_MARGIN x 1000 ms
+            assert post(client, "bounded", x).status_code == 200
+        assert model.on_loop == [False] * (INLINE_AFTER + 3)
 
 
 # ---------------------------------------------------------------- shadow

@@ -15,9 +15,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from core.gateway.aggregates import METRICS_DB, Window, read_window
+from core.gateway.aggregates import METRICS_DB, PRODUCTION, Window, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
-from core.gateway.metrics import PRODUCTION
 from core.layout import alarm_name
 from core.ports import AlarmRef, AlarmState, NotFound, VariantFigures
 from core.spec import Alarms

@@ -24,9 +24,9 @@ from typing import Any
 
 from core.gateway.capture import MAX_LINES, CaptureWriter, captures_root, read_captures
 from core.gateway.config_store import SERVING_DB, EndpointTable
-from core.gateway.engine import LiveEndpoint
 from core.gateway.mirror import MirrorJob, run_mirror
 from core.gateway.predictors import (
+    LiveEndpoint,
     Loader,
     ModelPool,
     Resolve,
