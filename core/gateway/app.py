@@ -39,6 +39,10 @@ def create_app(home: Path, options: GatewayOptions | None = None) -> Starlette:
     gateway = Gateway(home, options)
 
     async def invocations(request: Request) -> Response:
+        with gateway.serving():
+            return await invocation(request)
+
+    async def invocation(request: Request) -> Response:
         request_id = request_id_from(request.headers.get("x-request-id"))
         limit = gateway.options.max_body_bytes
         size = request.headers.get("content-length", "0")

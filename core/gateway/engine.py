@@ -12,8 +12,10 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -178,6 +180,9 @@ class Gateway:
         self._mirror: MirrorPool | None = None
         self._endpoints: dict[tuple[str, str], LiveEndpoint] = {}  # (region, name)
         self._fast_calls: dict[tuple[str, str, str], int] = {}  # (region, endpoint, variant)
+        self._serving = 0  # requests being served now, on the event loop
+        self._idle = threading.Event()  # set while none is: shadow calls wait for it
+        self._idle.set()
         self._revision = -1
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
@@ -201,6 +206,7 @@ class Gateway:
             opts.mirror_workers,
             opts.mirror_queue,
             opts.mirror_window_s,
+            idle=self._idle,
         )
         await self.refresh()
         self._poller = asyncio.create_task(self._poll())
@@ -325,6 +331,18 @@ class Gateway:
             )  # fmt: skip
             answer = replace(answer, mirror=job)
         return answer
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Marks a request being served (on the event loop), so shadow calls wait."""
+        self._serving += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._serving -= 1
+            if not self._serving:
+                self._idle.set()
 
     def mirror(self, job: MirrorJob) -> bool:
         """Queue shadow work; False when it was dropped (queue full or shutting down)."""

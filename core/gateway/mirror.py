@@ -87,6 +87,12 @@ class MirrorPool:
     latencies stay true), letting a waiting request take the interpreter
     between calls. One wake-up per batch instead of per request costs less
     CPU, and the shadow's work meets a few requests instead of every one.
+
+    With `idle` (set while no production request is being served), each call
+    first waits for it, at most `idle_wait_s`: a shadow call started while a
+    request is served would hold the interpreter the request needs. Under
+    steady load the wait runs out and the shadow goes on; the bounded queue
+    still drops what it cannot keep up with.
     """
 
     def __init__(
@@ -97,10 +103,14 @@ class MirrorPool:
         queue_size: int = 1000,
         window_s: float = 0.02,
         max_batch: int = 64,
+        idle: threading.Event | None = None,
+        idle_wait_s: float = 0.02,
     ) -> None:
         self._sink = sink
         self._metrics = metrics
         self._window_s = window_s
+        self._idle = idle
+        self._idle_wait_s = idle_wait_s
         self._max_batch = max_batch
         self._queue: queue.Queue[MirrorJob | None] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
@@ -173,6 +183,8 @@ class MirrorPool:
                 else:
                     batch.append(job)
             for job in batch:
+                if self._idle is not None:
+                    self._idle.wait(self._idle_wait_s)
                 try:
                     run_mirror(job, self._sink, self._metrics)
                 except Exception:

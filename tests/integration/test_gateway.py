@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,8 +30,11 @@ from core.adapters.local.serving import LocalServing
 from core.domain import Library
 from core.gateway.aggregates import METRICS_DB, read_window
 from core.gateway.app import create_app
+from core.gateway.capture import CaptureWriter
 from core.gateway.client import invoke
 from core.gateway.engine import INLINE_AFTER, Gateway, GatewayOptions
+from core.gateway.mirror import MirrorJob, MirrorPool
+from core.gateway.predictors import LoadedVariant, Outcome
 from core.gateway.server import GatewayServer
 from core.ports import (
     CapturedPair,
@@ -404,6 +408,24 @@ def safe_predictions(path: Path, instances: list[Any]) -> list[Any]:
         except InvalidInput:
             out.append(None)
     return out
+
+
+def test_shadow_calls_wait_while_a_request_is_served(home: Path) -> None:
+    """A shadow call waits (up to idle_wait_s) while the gateway serves a request: it would
+    hold the interpreter that request needs."""
+    idle = threading.Event()  # not set: a request is being served
+    shadow = WhereCalled()
+    loaded = LoadedVariant(variant("churn-v2", home / "unused.joblib"), shadow)
+    pool = MirrorPool(CaptureWriter(home / "captures"), window_s=0, idle=idle, idle_wait_s=600)
+    production = Outcome([0.0], None, 1.0)
+    assert pool.submit(
+        MirrorJob("r1", REGION, "churn", [[1.0]], "churn-v1", production, loaded, 1e4)
+    )
+    time.sleep(0.5)
+    assert shadow.on_loop == []  # still waiting
+    idle.set()  # the request was answered
+    assert pool.close(timeout_s=600) == 0
+    assert shadow.on_loop == [False]
 
 
 def test_a_slow_shadow_is_dropped_when_its_queue_is_full_never_waited_for(home: Path) -> None:
