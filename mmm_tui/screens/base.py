@@ -173,6 +173,10 @@ class TableView(MmmScreen):
 
     def _reload_now(self) -> None:
         self._reload_pending = False
+        if not self.query(PagedTable):
+            # A change arrived before the view was composed, or while the app closes: the
+            # table reads its rows when it is mounted; there is nothing to refresh now.
+            return
         self._last_reload = time.monotonic()
         invalidate = getattr(self.source, "invalidate", None)
         if callable(invalidate):

@@ -15,6 +15,7 @@ from core.domain import DeploymentState, Kind
 from core.store import DeploymentQuery
 from mmm_tui.app import MmmApp
 from mmm_tui.data import DEPLOYMENT_COLUMNS
+from mmm_tui.live import FeedChanged
 from mmm_tui.screens.base import TableView
 from mmm_tui.screens.deploy_form import DeployScreen
 from mmm_tui.screens.deployments import DeploymentsScreen
@@ -100,6 +101,21 @@ async def test_every_view_lists_what_the_service_says(make_app: MakeApp) -> None
 
         await pilot.press("1")
         await wait_for(pilot, lambda: view_ready(app, DeploymentsScreen), "back to deployments")
+
+
+async def test_a_change_that_comes_before_a_view_is_composed_waits_for_its_mount(
+    make_app: MakeApp,
+) -> None:
+    """The feed may announce a change while a view is not composed yet (or the app closes):
+    the view has no table to refresh then, and the app goes on (it once stopped on it)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: view_ready(app, DeploymentsScreen), "deployments")
+        view = DeploymentsScreen()  # not composed: no table yet
+        view.feed_changed(FeedChanged([]))
+        await app.push_screen(view)
+        await wait_for(pilot, lambda: view_ready(app, DeploymentsScreen), "the new view")
+        assert app.screen is view and view.table.row_count > 0
 
 
 async def test_the_palette_opens_every_view_and_the_keys(make_app: MakeApp) -> None:
