@@ -22,6 +22,9 @@ class LocalHttpFake:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate writes: with Nagle's algorithm on, a
+            # kept-alive client's delayed ACK held each answer's last part about 40 ms.
+            disable_nagle_algorithm = True
 
             def _any(self) -> None:
                 fake._handle(self)
