@@ -32,7 +32,8 @@ def open_db(path: Path, *migrations: Migrations) -> sqlite_utils.Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        db = sqlite_utils.Database(conn)
+        # No sqlite-utils plugins: looking for them reads every installed package's metadata.
+        db = sqlite_utils.Database(conn, execute_plugins=False)
         db.enable_wal()
         if migrations:
             _bring_up_to_date(db, path, migrations)
