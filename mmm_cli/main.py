@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -544,8 +543,10 @@ def up(c: Ctx, port: int, bot_port: int) -> None:
 def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> None:
     """Send one request to an endpoint; prints the response. With `serving: sagemaker` in the
     workspace, through the SageMaker runtime (boto3's credentials), else the local gateway."""
+    from core.strict_json import strict_loads
+
     try:
-        body = json.loads(data, parse_constant=_not_a_number, parse_float=_finite)
+        body = strict_loads(data, _not_a_number, out_of_range=_out_of_range)
     except json.JSONDecodeError as exc:
         _fail(f"--data is not JSON ({exc.msg} at column {exc.colno})", 2)
     except (ValueError, RecursionError) as exc:  # NaN, a number too long, nesting too deep
@@ -563,16 +564,13 @@ def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> No
     render.emit_json(call(url, endpoint, body, region))
 
 
-def _not_a_number(name: str) -> Any:
+def _not_a_number(name: str) -> ValueError:
     # Python's json reads NaN and Infinity; JSON (and the gateway) has no such numbers
-    raise ValueError(f"{name} is not a JSON number")
+    return ValueError(f"{name} is not a JSON number")
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range for a number")
-    return value
+def _out_of_range(text: str) -> ValueError:
+    return ValueError(f"{text} is out of range for a number")
 
 
 def _workspace_if_any(home: Path) -> Any:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.ports import InvalidInput, PortError
 from core.runtime.loaded_model import Predictor, describe_kind
+from core.strict_json import strict_loads
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -94,15 +95,12 @@ class _BadLine(Exception):
     """Why one line is not a golden case."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise _BadLine(f"{name} is not a number golden data can hold")
+def _not_a_number(name: str) -> _BadLine:
+    return _BadLine(f"{name} is not a number golden data can hold")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _BadLine(f"number {text} is out of range")
-    return value
+def _out_of_range(text: str) -> _BadLine:
+    return _BadLine(f"number {text} is out of range")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -136,11 +134,8 @@ def _check_output(where: str, value: Any) -> None:
 
 def _parse_case(text: str, line: int) -> GoldenCase:
     try:
-        data = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
+        data = strict_loads(
+            text, _not_a_number, out_of_range=_out_of_range, object_pairs_hook=_unique_keys
         )
     except json.JSONDecodeError as exc:
         raise _BadLine(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc

@@ -20,10 +20,10 @@ from core.ports import (
     NotFound,
     PortError,
     TransientError,
-    Variant,
 )
 from core.spec import Alarms
 from tests.support.container_models import huggingface_folder
+from tests.support.endpoint_configs import endpoint_config
 from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
 
 
@@ -196,22 +196,7 @@ def test_a_breach_over_before_the_next_look_still_fires(aws: Aws) -> None:  # no
 
 
 def _config(weights: dict[str, float]) -> EndpointConfig:
-    return EndpointConfig(
-        name="ep",
-        region=REGION,
-        variants=[
-            Variant(
-                name=n,
-                model="m",
-                version=n[-1],
-                library="sklearn",
-                artifact=f"s3://b/models/m/{n[-1]}/model.joblib",
-                weight=w,
-            )
-            for n, w in weights.items()
-        ],
-        env={"LOG_LEVEL": "info"},
-    )
+    return endpoint_config(weights, env={"LOG_LEVEL": "info"})
 
 
 def test_sagemaker_statuses_are_looked_at_never_waited_for(aws: Aws) -> None:  # noqa: F811

@@ -10,27 +10,10 @@ from typing import Any
 import pytest
 
 from core.adapters.aws import SageMakerServing
-from core.ports import EndpointConfig, TransientError, Variant
+from core.ports import EndpointConfig, TransientError
+from tests.support.endpoint_configs import endpoint_config
 from tests.support.moto_sagemaker import LIFECYCLE
 from tests.support.moto_server import IMAGES, REGION, ROLE_ARN, Aws, aws  # noqa: F401
-
-
-def _config(weights: dict[str, float]) -> EndpointConfig:
-    return EndpointConfig(
-        name="ep",
-        region=REGION,
-        variants=[
-            Variant(
-                name=n,
-                model="m",
-                version=n[-1],
-                library="sklearn",
-                artifact=f"s3://b/models/m/{n[-1]}/model.joblib",
-                weight=w,
-            )
-            for n, w in weights.items()
-        ],
-    )
 
 
 def _settle(serving: SageMakerServing, config: EndpointConfig) -> None:
@@ -48,17 +31,17 @@ def _updates(aws: Aws) -> list[str]:  # noqa: F811
 def test_a_weights_update_in_flight_is_recognised_by_the_next_worker(aws: Aws) -> None:  # noqa: F811
     LIFECYCLE.looks = 8  # long enough to look at it several times while it is under way
     killed = SageMakerServing(aws.clients, ROLE_ARN, IMAGES)
-    both = _config({"m-v1": 100, "m-v2": 0})
+    both = endpoint_config({"m-v1": 100, "m-v2": 0})
     killed.apply(both)
     _settle(killed, both)
-    shifted = _config({"m-v1": 50, "m-v2": 50})
+    shifted = endpoint_config({"m-v1": 50, "m-v2": 50})
     killed.apply(shifted)  # UpdateEndpointWeightsAndCapacities; then the worker dies
 
     resumed = SageMakerServing(aws.clients, ROLE_ARN, IMAGES)
     assert _updates(aws) == ["m-v1 100->50", "m-v2 0->50"]  # Updating: asked, not yet made
     resumed.apply(shifted)  # the step again: its own change, under way
     with pytest.raises(TransientError, match="another change is under way"):
-        resumed.apply(_config({"m-v1": 25, "m-v2": 75}))  # someone else's would be refused
+        resumed.apply(endpoint_config({"m-v1": 25, "m-v2": 75}))  # someone else's would be refused
     _settle(resumed, shifted)
     assert resumed.get_endpoint("ep", REGION) == shifted
     assert _updates(aws) == ["m-v1 50->50", "m-v2 50->50"]
