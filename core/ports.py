@@ -269,8 +269,9 @@ class Serving(Protocol):
         """Pairs captured while `shadow_variant` shadowed the endpoint."""
         ...
 
-    def replay(self, name: str, region: str, inputs: list[Any]) -> int:
-        """Send `inputs` through production and the shadow; returns how many were sent."""
+    def replay(self, name: str, region: str, requests: list[tuple[str, Any]]) -> int:
+        """Send each `(request id, input)` through production and the shadow as a request
+        of its own, captured under that id; returns how many were sent."""
         ...
 
 

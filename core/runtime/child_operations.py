@@ -54,7 +54,7 @@ def _replay(request: dict[str, Any]) -> int:
         Path(request["home"]),
         EndpointConfig.model_validate(request["config"]),
         resolve,
-        request["inputs"],
+        [(str(request_id), instance) for request_id, instance in request["requests"]],
         int(request["seed"]),
         int(request["capture_max_lines"]),
     )

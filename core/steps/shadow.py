@@ -22,8 +22,8 @@ def shadow_variant(d: Deployment) -> str:
 
 
 def clear_captures(ports: Ports, d: Deployment) -> None:
-    """Delete the pairs captured for this deployment's shadow variant: start_shadow and a
-    replayed collect begin with none."""
+    """Delete the pairs captured for this deployment's shadow variant: a shadow test begins
+    with none."""
     prefix = f"{d.endpoint}/{shadow_variant(d)}/"
     for uri in ports.artifacts.list("captures", prefix):
         ports.artifacts.delete(uri)
@@ -43,10 +43,21 @@ class ShadowSteps(Steps):
         strategy = d.spec.strategy
         assert isinstance(strategy, Shadow)
         if isinstance(strategy.traffic, Replay):
-            clear_captures(self.ports, d)  # run again after a crash, it replays once, not twice
             inputs = read_replay(Path(strategy.traffic.replay))
             for region in d.regions:
-                self.ports.serving.replay(d.endpoint, region, inputs)
+                # Run again after a crash, it sends only what was not captured yet: production
+                # answers each input once (start_shadow emptied the shadow's captures).
+                captured = {
+                    p.request_id
+                    for p in self.ports.serving.captured(d.endpoint, region, shadow_variant(d))
+                }
+                requests = [
+                    (request_id, instance)
+                    for request_id, instance in replay_requests(d, inputs)
+                    if request_id not in captured
+                ]
+                if requests:
+                    self.ports.serving.replay(d.endpoint, region, requests)
             samples = len(self._pairs(d))
             return Done({"samples": samples, "summary": f"{samples} paired predictions (replayed)"})
         now = self.clock()
@@ -102,6 +113,11 @@ class ShadowSteps(Steps):
             for path in paths:
                 uris.append(self.ports.artifacts.put("reports", f"{d.id}/{path.name}", path))
         return uris
+
+
+def replay_requests(d: Deployment, inputs: list[Any]) -> list[tuple[str, Any]]:
+    """Each replayed input with a request id that is the same each time it is replayed."""
+    return [(f"replay-{d.id}-{i}", instance) for i, instance in enumerate(inputs)]
 
 
 def read_replay(path: Path) -> list[Any]:

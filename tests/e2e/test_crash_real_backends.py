@@ -78,16 +78,7 @@ COMMAND = "all-at-once"
 
 # Differences a kill leaves that are known defects, reported and not fixed here: the case
 # must end with exactly these (a fix makes it fail until its entry goes).
-KNOWN: dict[tuple[str, str], list[str]] = {
-    # collect replays the inputs again after a kill (its result was not logged): the shadow's
-    # capture files are cleared first, production's are not, so production served the
-    # replayed requests twice and its folder holds them twice (the pairs, and the analysis,
-    # are right).
-    ("shadow", "collect:after_run"): [
-        f"/s3/captures/mmm-captures-{moto_server.REGION}/{cw.ENDPOINT}/churn-v1--0--0: "
-        f"{cw.REPLAY_ROWS} -> {2 * cw.REPLAY_ROWS}",
-    ],
-}
+KNOWN: dict[tuple[str, str], list[str]] = {}
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,14 @@ from core.adapters.aws import CloudWatchMonitor, S3ArtifactStore, SageMakerServi
 from core.adapters.aws.runtime import send
 from core.adapters.local.registry import LocalRegistry
 from core.bootstrap import SilentNotifier, load_workspace
-from core.domain import DeploymentState, Library
+from core.domain import DeploymentState, Library, utcnow
+from core.machine import Start
 from core.ports import EndpointConfig, InvalidInput, PortError, Ports, Variant
 from core.service import Service
+from core.steps import Executor
 from core.store.sqlite import SqliteStore
 from core.traffic import with_shadow
+from core.worker import Worker
 from tests.support.fakes import RecordingCodeHost
 from tests.support.models import (
     replayed_shadow_file,
@@ -184,7 +187,7 @@ def test_replay_is_captured_in_sagemakers_format_and_paired_by_inference_id(
 ) -> None:
     serving, _ = shadowed
     rows = ROWS[:5]
-    assert serving.replay("ep", REGION, rows) == 5
+    assert serving.replay("ep", REGION, [(f"r{i}", row) for i, row in enumerate(rows)]) == 5
     records = _captures(aws)
     assert sorted(records) == ["m-v1", "m-v2"]
     first = records["m-v2"][0]
@@ -199,7 +202,8 @@ def test_replay_is_captured_in_sagemakers_format_and_paired_by_inference_id(
         GOOD(json.dumps({"instances": [row]}).encode())
     )
     ids = {r["eventMetadata"]["inferenceId"] for r in records["m-v1"]}
-    assert ids == {r["eventMetadata"]["inferenceId"] for r in records["m-v2"]} and len(ids) == 5
+    assert ids == {r["eventMetadata"]["inferenceId"] for r in records["m-v2"]}
+    assert ids == {f"r{i}" for i in range(5)}
 
     # a request of two instances (two pairs), a request without an inference id (no pair),
     # one production alone answered (no partner), and an old file never read (not JSON)
@@ -233,7 +237,7 @@ def test_replay_needs_a_shadow(aws: Aws) -> None:  # noqa: F811
     serving = SageMakerServing(aws.clients, ROLE_ARN, IMAGES)
     _settle(serving, _config({"m-v1": 100}))
     with pytest.raises(InvalidInput, match="no shadow variant"):
-        serving.replay("ep", REGION, ROWS[:1])
+        serving.replay("ep", REGION, [("r0", ROWS[0])])
 
 
 def _line(inference_id: str | None, request: dict[str, Any], answer: dict[str, Any]) -> bytes:
@@ -386,3 +390,33 @@ def test_a_shadow_answering_shifted_values_is_rolled_back(
     assert sorted(new - charts) == _captured_objects(sorted(new)) and charts
     assert len(_captured_objects(sorted(new))) == 2 * len(ROWS)
     assert not set(before["objects"]) - set(after["objects"])
+
+
+def test_a_replay_run_again_after_a_kill_sends_only_what_was_not_captured(
+    svc: Service,
+    aws: Aws,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A worker killed after collect's replay, before its result was logged, runs it again:
+    production answers each replayed input once, and the analysis has each pair once."""
+    LIFECYCLE.responders.update({"churn-v1": PRODUCTION, "churn-v2": GOOD})
+    d = svc.deploy(MODEL, "2", ENDPOINT, file=replayed_shadow_file(tmp_path, ROWS))
+    worker = Worker(svc.ws, svc.store, svc.ports)
+    while True:  # up to the collection, not yet run
+        d = svc.get(d.id)
+        if d.state is DeploymentState.QUEUED:
+            worker.apply(d, Start(at=utcnow()))
+            continue
+        if d.pending[0].action == "collect":
+            break
+        worker.apply(d, worker._execute(d, d.pending[0]))
+    executor = Executor(svc.ws, svc.ports, svc.store, worker.clock)
+    first = executor.run(d, d.pending[0])  # its result lost with the worker
+    d = svc.run(d)
+    assert d.state is DeploymentState.SUCCEEDED, d.shown_error
+    assert getattr(first, "result", {})["samples"] == len(ROWS)
+    assert d.analysis is not None and d.analysis["samples"] == len(ROWS)
+    captured = _captured_objects(inventory(aws)["objects"])
+    production = [o for o in captured if o.split("/")[2] == "churn-v1"]
+    assert len(production) == len(ROWS)  # before: twice as many, each input answered twice
+    assert len(captured) == 2 * len(ROWS)

@@ -494,8 +494,9 @@ def test_replay_captures_pairs_in_bounded_part_files_without_a_gateway(home: Pat
         )
     )
     inputs = sample_instances(10, 10)
-    assert port.replay("churn", REGION, inputs) == 10
-    assert port.replay("late", REGION, inputs[:2]) == 2
+    requests = [(f"replay-{i}", x) for i, x in enumerate(inputs)]
+    assert port.replay("churn", REGION, requests) == 10
+    assert port.replay("late", REGION, requests[:2]) == 2
 
     folder = home / "buckets" / "captures" / "churn" / "churn-v2"
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -507,17 +508,17 @@ def test_replay_captures_pairs_in_bounded_part_files_without_a_gateway(home: Pat
     assert [p.input for p in pairs] == inputs
     assert [p.production for p in pairs] == pytest.approx(predictions(prod, inputs))
     assert [p.shadow is None for p in pairs] == [x[0] > 0 for x in inputs]
-    assert all(p.request_id.startswith("replay-") for p in pairs)
+    assert [p.request_id for p in pairs] == [request_id for request_id, _ in requests]
 
     late = list(port.captured("late", REGION, "late-v2"))
     assert [p.shadow_error for p in late] == ["variant late-v2 did not answer within 100 ms"] * 2
     assert all(p.production_error is None for p in late)
 
     with pytest.raises(NotFound, match="nope"):
-        port.replay("nope", REGION, inputs)
+        port.replay("nope", REGION, requests)
     port.apply(endpoint("plain", [variant("plain-v1", prod)]))
     with pytest.raises(InvalidInput, match="no shadow"):
-        port.replay("plain", REGION, inputs)
+        port.replay("plain", REGION, requests)
 
 
 def test_apply_is_idempotent_returns_the_previous_config_and_refuses_bad_ones(home: Path) -> None:

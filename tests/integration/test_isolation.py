@@ -180,7 +180,7 @@ def test_replay_runs_both_models_in_a_child_without_credentials(
         )
     )
     inputs = sample_instances(10, 6)
-    assert serving.replay("churn", "local", inputs) == 6
+    assert serving.replay("churn", "local", [(f"r{i}", x) for i, x in enumerate(inputs)]) == 6
 
     records = read_records(record)
     assert [r["event"] for r in records].count("predict") == 6
@@ -210,7 +210,7 @@ def test_replay_reports_a_variant_that_cannot_load(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(PortError, match=r"churn-v1: cannot load .*missing\.joblib"):
-        serving.replay("churn", "local", sample_instances(10, 2))
+        serving.replay("churn", "local", [("r0", x) for x in sample_instances(10, 1)])
 
 
 def test_the_gateway_child_serves_without_credentials(

@@ -119,9 +119,9 @@ class RecordingServing(_Recorder):
     def captured(self, name: str, region: str, shadow_variant: str) -> Iterator[CapturedPair]:
         yield from self.pairs.get(shadow_variant, [])
 
-    def replay(self, name: str, region: str, inputs: list[Any]) -> int:
-        self._enter("replay", (name, len(inputs)))
-        return len(inputs)
+    def replay(self, name: str, region: str, requests: list[tuple[str, Any]]) -> int:
+        self._enter("replay", (name, len(requests)))
+        return len(requests)
 
     def predict(self, name: str, region: str, variant: str, inputs: list[Any]) -> list[Any]:
         self._enter("predict", (name, region, variant, len(inputs)))

@@ -12,8 +12,8 @@ line a request, in its documented format:
      "eventMetadata": {"eventId", "inferenceId", "inferenceTime"}, "eventVersion": "0"}
 
 The two answers to one request are tied only by the caller's `InferenceId` (`replay` sets
-a fresh one per input): records without one cannot be paired and are skipped, so a live
-shadow test counts only the requests whose callers set it. A request of several instances
+one per input, the same when it is replayed again): records without one cannot be paired
+and are skipped, so a live shadow test counts only the requests whose callers set it. A request of several instances
 gives one pair per instance (`<inferenceId>#<index>`), as the local gateway's pairs.
 
 Production's folder keeps growing, shadow test after shadow test, while the shadow's is

@@ -19,7 +19,7 @@ both variants' answers to the region's captures bucket, read back as pairs by
 core.adapters.aws.capture. Above this adapter a shadowed config also lists the candidate
 among its variants at weight 0 (core.traffic.with_shadow): here that variant is the shadow
 alone, and it reads back the same way. `replay` sends inputs through the runtime, each with
-a fresh InferenceId, so that SageMaker mirrors and captures them as it would live traffic.
+its request id as the InferenceId, so that SageMaker mirrors and captures them as it would live traffic.
 
 What is read is cached: endpoint configs and models never change under a name
 (content-addressed, core.adapters.aws.naming), so each is described once; an endpoint is
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -551,8 +550,8 @@ class SageMakerServing:
         files = self._capture_files
         return capture.read_pairs(s3, bucket, name, production, shadow_variant, files)
 
-    def replay(self, name: str, region: str, inputs: list[Any]) -> int:
-        """Each input as a request of its own, with an inference id of its own: SageMaker
+    def replay(self, name: str, region: str, requests: list[tuple[str, Any]]) -> int:
+        """Each input as a request of its own, its id as the inference id: SageMaker
         mirrors it to the shadow and captures both answers under that id."""
         where = f"endpoint {name} ({region})"
         config = self.get_endpoint(name, region)
@@ -560,9 +559,9 @@ class SageMakerServing:
             raise NotFound(f"{where}: not found")
         if config.shadow is None:
             raise InvalidInput(f"{where}: has no shadow variant to replay against")
-        for instance in inputs:
-            send(self.clients, name, {"instances": [instance]}, region, uuid.uuid4().hex)
-        return len(inputs)
+        for request_id, instance in requests:
+            send(self.clients, name, {"instances": [instance]}, region, request_id)
+        return len(requests)
 
     # ------------------------------------------------------------ one variant
 

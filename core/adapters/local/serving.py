@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import random
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,7 +92,7 @@ class LocalServing:
     def captured(self, name: str, region: str, shadow_variant: str) -> Iterator[CapturedPair]:
         return read_captures(captures_root(self.home), name, shadow_variant, region)
 
-    def replay(self, name: str, region: str, inputs: list[Any]) -> int:
+    def replay(self, name: str, region: str, requests: list[tuple[str, Any]]) -> int:
         """Each input through a production variant and the shadow, one at a time, captured
         exactly as the gateway captures a mirrored request (no gateway needed). The models
         load and run in a child process (see the module's docstring)."""
@@ -107,7 +106,7 @@ class LocalServing:
         if self._loader is not None:
             pool = ModelPool(self._resolve, self._loader)
             return replay_inline(
-                self.home, config, self._resolve, inputs, seed, self._capture_max_lines, pool
+                self.home, config, self._resolve, requests, seed, self._capture_max_lines, pool
             )
         from core.runtime.child import ChildDied, call
 
@@ -126,7 +125,7 @@ class LocalServing:
             "config": config.model_dump(mode="json"),
             "paths": paths,
             "unresolved": unresolved,
-            "inputs": inputs,
+            "requests": requests,
             "seed": seed,
             "capture_max_lines": self._capture_max_lines,
         }
@@ -154,7 +153,7 @@ def replay_inline(
     home: Path,
     config: EndpointConfig,
     resolve: Resolve,
-    inputs: list[Any],
+    requests: list[tuple[str, Any]],
     seed: int,
     capture_max_lines: int = MAX_LINES,
     pool: ModelPool | None = None,
@@ -172,18 +171,17 @@ def replay_inline(
         raise PortError(f"{where}: {broken[0]}")
     assert live.shadow is not None
     rng = random.Random(seed)
-    batch = uuid.uuid4().hex[:12]
     timeout_ms = config.invocation_timeout_ms
     writer = CaptureWriter(captures_root(home), capture_max_lines)
     try:
-        for i, instance in enumerate(inputs):
+        for request_id, instance in requests:
             chosen = live.pick(rng)
             production = predict_timed(chosen, [instance], timeout_ms)
             job = MirrorJob(
-                f"replay-{batch}-{i}", config.region, config.name, [instance], chosen.name,
+                request_id, config.region, config.name, [instance], chosen.name,
                 production, live.shadow, timeout_ms,
             )  # fmt: skip
             run_mirror(job, writer)
     finally:
         writer.close()
-    return len(inputs)
+    return len(requests)
