@@ -165,6 +165,12 @@ class Commands(Running):
             defaults = {**defaults, "regions": [self.ws.settings.aws.region]}
         spec = deployment_spec(defaults, file, endpoint, strategy, regions)
         mv = self.version(model, version)
+        if mv.status is VersionStatus.RETIRED:
+            # Retirement took it out of every place it was used; going back is a new version.
+            raise BadRequest(
+                f"{model} v{shown(version)} has been retired: register its files again (a new "
+                "version) to deploy them"
+            )
         if mv.library.container_only and not isinstance(self.ports.serving, VariantCalls):
             # Its golden data can only be checked on an endpoint variant (and only its
             # container serves it): refused before anything is recorded.

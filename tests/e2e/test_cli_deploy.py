@@ -123,6 +123,11 @@ def test_retire_leaves_no_usage_site(ws: Workspace) -> None:
     r1 = ws.ok("retire", "churn", "1", "--json").json()
     assert r1["state"] == "succeeded" and r1["strategy"] == "retire"
     assert ws.ok("usage", "churn", "--version", "1", "--json").json() == []
+    before = ws.snapshot()
+    again = ws.run("deploy", "churn", "1", "--endpoint", "churn-scorer")
+    assert again.code == 2 and again.err.count("\n") == 1
+    assert "churn v1 has been retired: register its files again" in again.err
+    assert ws.snapshot() == before
 
     live = ws.run("retire", "churn", "2")
     assert live.code == 2 and "live traffic" in live.err and live.err.count("\n") == 1
