@@ -1,27 +1,38 @@
-"""What every test run shares: the crash matrix's summary at the end of the run.
+"""What every test run shares: the summaries at the end of the run.
 
 The crash matrix on the real adapters (tests/e2e/test_crash_real_backends.py) records, per
 strategy, how many injection points it killed a worker at and how many of those resumed to
-the end of the uninterrupted run (a `crash-matrix` property of the test). Test processes
-under pytest-xdist hand their reports to the controller, which prints the table here.
+the end of the uninterrupted run (a `crash-matrix` property of the test); the fuzz tests
+record how many examples of each target ran (tests/fuzz/summary.py). Test processes under
+pytest-xdist hand their reports to the controller, which prints the tables here: it collects
+no tests, so it loads no conftest below this one unless a run names that folder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from tests.fuzz.summary import write_examples
 
 CRASH_MATRIX = "crash-matrix"
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    rows: list[dict[str, Any]] = []
+def _properties(terminalreporter: Any, when: str) -> Iterator[tuple[str, Any]]:
+    # Each report of a test carries all it recorded so far: one phase counts each once.
     for reports in terminalreporter.stats.values():
         for report in reports:
-            if getattr(report, "when", None) != "call":
-                continue
-            for name, value in getattr(report, "user_properties", []):
-                if name == CRASH_MATRIX and isinstance(value, dict):
-                    rows.append(value)
+            if getattr(report, "when", None) == when:
+                yield from getattr(report, "user_properties", [])
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    write_examples(terminalreporter, _properties(terminalreporter, "teardown"))
+    rows: list[dict[str, Any]] = [
+        value
+        for name, value in _properties(terminalreporter, "call")
+        if name == CRASH_MATRIX and isinstance(value, dict)
+    ]
     if not rows:
         return
     terminalreporter.section("crash matrix on the real adapters")

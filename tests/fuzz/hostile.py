@@ -334,6 +334,30 @@ def _or_hostile(good: st.SearchStrategy[Any], surrogates: bool) -> st.SearchStra
     return st.one_of(good, good, values(surrogates, deep=False))
 
 
+def _documented(
+    fields: dict[str, st.SearchStrategy[Any]], surrogates: bool
+) -> st.SearchStrategy[dict[Any, Any]]:
+    """Mappings of some of `fields`' keys, each value plausible or hostile."""
+    return st.fixed_dictionaries(
+        {}, optional={k: _or_hostile(v, surrogates) for k, v in fields.items()}
+    )
+
+
+def _documented_or_one_more(
+    fields: dict[str, st.SearchStrategy[Any]],
+    more: st.SearchStrategy[Any],
+    surrogates: bool,
+) -> st.SearchStrategy[dict[Any, Any]]:
+    """`_documented`, or that with one more key drawn from `more` (any value)."""
+    documented = _documented(fields, surrogates)
+    return st.one_of(
+        documented,
+        st.builds(
+            lambda doc, key, value: {**doc, key: value}, documented, more, values(surrogates)
+        ),
+    )
+
+
 @functools.cache
 def _strategy_doc(surrogates: bool) -> st.SearchStrategy[Any]:
     steps = st.one_of(
@@ -354,9 +378,7 @@ def _strategy_doc(surrogates: bool) -> st.SearchStrategy[Any]:
         "then": st.sampled_from(["all-at-once", "blue-green", "shadow", "x"]),
         "max_wait_s": numbers(),
     }
-    return st.fixed_dictionaries(
-        {}, optional={k: _or_hostile(v, surrogates) for k, v in fields.items()}
-    )
+    return _documented(fields, surrogates)
 
 
 @functools.cache
@@ -394,18 +416,8 @@ def deployment_docs(surrogates: bool = False) -> st.SearchStrategy[dict[Any, Any
         "analysis": small,
         "tolerance": numbers(),
     }
-    documented = st.fixed_dictionaries(
-        {}, optional={k: _or_hostile(v, surrogates) for k, v in fields.items()}
-    )
-    return st.one_of(
-        documented,
-        st.builds(
-            lambda doc, key, value: {**doc, key: value},
-            documented,
-            st.one_of(hostile_text(surrogates, huge=False), st.sampled_from(STRATEGY_KEYS)),
-            values(surrogates),
-        ),
-    )
+    more = st.one_of(hostile_text(surrogates, huge=False), st.sampled_from(STRATEGY_KEYS))
+    return _documented_or_one_more(fields, more, surrogates)
 
 
 def _alias_bomb(levels: int, width: int) -> str:
@@ -650,18 +662,7 @@ def settings_docs(surrogates: bool = False) -> st.SearchStrategy[dict[Any, Any]]
             max_size=3,
         ),
     }
-    documented = st.fixed_dictionaries(
-        {}, optional={k: _or_hostile(v, surrogates) for k, v in fields.items()}
-    )
-    return st.one_of(
-        documented,
-        st.builds(
-            lambda doc, key, value: {**doc, key: value},
-            documented,
-            hostile_text(surrogates, huge=False),
-            values(surrogates),
-        ),
-    )
+    return _documented_or_one_more(fields, hostile_text(surrogates, huge=False), surrogates)
 
 
 SETTINGS_FRAGMENTS = (

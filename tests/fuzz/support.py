@@ -1,5 +1,6 @@
-"""What the fuzz tests share: the settings profiles, the count of examples per target, the
-`mmm` command run in this process, and snapshots of what refused input must leave alone.
+"""What the fuzz tests share: the settings profiles and each property's fast and slow tests,
+the count of examples per target, the `mmm` command run in this process, and snapshots of
+what refused input must leave alone.
 
 Every property asserts the same thing in its own terms: the input is accepted (and then
 it is valid by the documented rules) or refused with one clear line (the command: a
@@ -18,14 +19,16 @@ import sys
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # ---------------------------------------------------------------- profiles
 
@@ -68,6 +71,23 @@ def fast(max_examples: int) -> settings:
 
 def slow(max_examples: int) -> settings:
     return settings(SLOW, max_examples=max_examples)
+
+
+Test = Callable[..., None]
+
+
+def fast_and_slow(
+    check: Test, fast_examples: int, slow_examples: int, **strategies: st.SearchStrategy[Any]
+) -> tuple[Test, Test]:
+    """One property as its two tests: `fast_examples` examples in `make test`, and, marked
+    slow, `slow_examples` in `make test-slow`. `check` takes the tests' fixtures by name,
+    then one argument per strategy. Bind the pair to `test_NAME, test_NAME_slow`: pytest
+    collects a test by the name it is bound to. A failure is reported as `check`'s, and
+    `@reproduce_failure` goes on `check`."""
+    return (
+        fast(fast_examples)(given(**strategies)(check)),
+        pytest.mark.slow(slow(slow_examples)(given(**strategies)(check))),
+    )
 
 
 # ---------------------------------------------------------------- counting

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
 from hypothesis import strategies as st
 
 from core.bootstrap import SETTINGS_FILE, WorkspaceError, load_workspace
@@ -32,10 +31,9 @@ from tests.fuzz import hostile
 from tests.fuzz.support import (
     Result,
     changed_outside,
-    fast,
+    fast_and_slow,
     ran,
     run_cli,
-    slow,
     tree,
     workspace_state,
 )
@@ -282,7 +280,8 @@ def check_accepted(box: Sandbox, args: list[str], res: Result, before: dict[str,
     res.no_traceback()
     command = next((a for a in args if a in {"deploy", "register", "retire", "abort",
                                              "approve", "rollback"}), None)  # fmt: skip
-    if "--json" in args and "--help" not in args and res.out.strip():
+    options = args[: args.index("--")] if "--" in args else args  # after it: arguments
+    if "--json" in options and "--help" not in options and res.out.strip():
         json.loads(res.out)  # exactly one JSON document
     after = workspace_state(box.home)
     if "--dry-run" in args or command is None:
@@ -338,47 +337,33 @@ FILES = st.fixed_dictionaries(
 Call = tuple[str, list[str]]
 
 
-@fast(50)
-@given(call=calls(), files=FILES)
-def test_command_line(sandbox: Sandbox, call: Call, files: dict[str, bytes]) -> None:
+def command_line(sandbox: Sandbox, call: Call, files: dict[str, bytes]) -> None:
     check_call(sandbox, *call, files)
 
 
-@pytest.mark.slow
-@slow(300)
-@given(call=calls(), files=FILES)
-def test_command_line_slow(sandbox: Sandbox, call: Call, files: dict[str, bytes]) -> None:
-    check_call(sandbox, *call, files)
+test_command_line, test_command_line_slow = fast_and_slow(
+    command_line, 50, 300, call=calls(), files=FILES
+)
 
 
 # ---------------------------------------------------------------- a deployment file, alone
 
 
-def check_deployment_file(box: Sandbox, data: bytes, endpoint: bool) -> None:
+def check_deployment_file(sandbox: Sandbox, data: bytes, endpoint: bool) -> None:
     """`mmm deploy churn 1 -f FILE --dry-run [--endpoint E]`: the file decides alone (or
     with an endpoint, which it needs to be accepted: churn serves nowhere)."""
     args = ["deploy", "churn", "1", "-f", "FUZZED-deployment", "--dry-run"]
     if endpoint:
         args += ["--endpoint", "fresh"]
-    check_call(box, "deploy -f", args, {"deployment": data})
+    check_call(sandbox, "deploy -f", args, {"deployment": data})
 
 
 DEPLOYMENT_FILES = hostile.file_bytes(hostile.yaml_texts(surrogates=True))
 
 
-@fast(25)
-@given(data=DEPLOYMENT_FILES, endpoint=st.booleans())
-def test_deployment_file_through_the_command(sandbox: Sandbox, data: bytes, endpoint: bool) -> None:
-    check_deployment_file(sandbox, data, endpoint)
-
-
-@pytest.mark.slow
-@slow(150)
-@given(data=DEPLOYMENT_FILES, endpoint=st.booleans())
-def test_deployment_file_through_the_command_slow(
-    sandbox: Sandbox, data: bytes, endpoint: bool
-) -> None:
-    check_deployment_file(sandbox, data, endpoint)
+test_deployment_file_through_the_command, test_deployment_file_through_the_command_slow = (
+    fast_and_slow(check_deployment_file, 25, 150, data=DEPLOYMENT_FILES, endpoint=st.booleans())
+)
 
 
 # ---------------------------------------------------------------- settings
@@ -413,17 +398,16 @@ def check_settings(box: Sandbox, data: bytes) -> None:
     ran("cli status (settings)", ws is not None)
 
 
-@fast(20)
-@given(data=hostile.file_bytes(hostile.settings_texts(surrogates=True)))
-def test_settings_through_the_command(sandbox: Sandbox, data: bytes) -> None:
+def settings_through_the_command(sandbox: Sandbox, data: bytes) -> None:
     check_settings(sandbox, data)
 
 
-@pytest.mark.slow
-@slow(120)
-@given(data=hostile.file_bytes(hostile.settings_texts(surrogates=True)))
-def test_settings_through_the_command_slow(sandbox: Sandbox, data: bytes) -> None:
-    check_settings(sandbox, data)
+test_settings_through_the_command, test_settings_through_the_command_slow = fast_and_slow(
+    settings_through_the_command,
+    20,
+    120,
+    data=hostile.file_bytes(hostile.settings_texts(surrogates=True)),
+)
 
 
 # ---------------------------------------------------------------- --home for init
@@ -475,17 +459,11 @@ RELATIVE_HOMES = arg(
 )
 
 
-@fast(5)
-@given(home=RELATIVE_HOMES)
-def test_init_home(sandbox: Sandbox, home: str) -> None:
+def init_home(sandbox: Sandbox, home: str) -> None:
     check_init(sandbox, home)
 
 
-@pytest.mark.slow
-@slow(25)
-@given(home=RELATIVE_HOMES)
-def test_init_home_slow(sandbox: Sandbox, home: str) -> None:
-    check_init(sandbox, home)
+test_init_home, test_init_home_slow = fast_and_slow(init_home, 5, 25, home=RELATIVE_HOMES)
 
 
 def test_a_valid_call_is_accepted(sandbox: Sandbox) -> None:

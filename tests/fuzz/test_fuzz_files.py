@@ -19,14 +19,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
 
 from core.bootstrap import SETTINGS_FILE, WorkspaceError, load_workspace
 from core.ports import InvalidInput
 from core.runtime.golden import GoldenCase, read_golden
 from core.spec import DeploymentSpec, Settings, SpecError, parse_deployment, read_deployment_file
 from tests.fuzz import hostile
-from tests.fuzz.support import fast, one_line, ran, slow
+from tests.fuzz.support import fast_and_slow, one_line, ran
 
 # ---------------------------------------------------------------- README's rules, again
 
@@ -120,17 +119,9 @@ def check_deployment_mapping(doc: dict[Any, Any]) -> None:
     ran("deployment mapping (parse_deployment)", True)
 
 
-@fast(100)
-@given(doc=hostile.deployment_docs())
-def test_deployment_mapping(doc: dict[Any, Any]) -> None:
-    check_deployment_mapping(doc)
-
-
-@pytest.mark.slow
-@slow(1000)
-@given(doc=hostile.deployment_docs())
-def test_deployment_mapping_slow(doc: dict[Any, Any]) -> None:
-    check_deployment_mapping(doc)
+test_deployment_mapping, test_deployment_mapping_slow = fast_and_slow(
+    check_deployment_mapping, 100, 1000, doc=hostile.deployment_docs()
+)
 
 
 @pytest.fixture(scope="module")
@@ -167,17 +158,9 @@ def check_deployment_file(folder: Path, data: bytes) -> None:
         path.unlink()
 
 
-@fast(70)
-@given(data=hostile.file_bytes(hostile.yaml_texts(surrogates=True)))
-def test_deployment_file(folder: Path, data: bytes) -> None:
-    check_deployment_file(folder, data)
-
-
-@pytest.mark.slow
-@slow(300)
-@given(data=hostile.file_bytes(hostile.yaml_texts(surrogates=True)))
-def test_deployment_file_slow(folder: Path, data: bytes) -> None:
-    check_deployment_file(folder, data)
+test_deployment_file, test_deployment_file_slow = fast_and_slow(
+    check_deployment_file, 70, 300, data=hostile.file_bytes(hostile.yaml_texts(surrogates=True))
+)
 
 
 # ---------------------------------------------------------------- settings files
@@ -204,17 +187,9 @@ def check_settings_file(folder: Path, data: bytes) -> None:
     ran("settings file (load_workspace)", True)
 
 
-@fast(60)
-@given(data=hostile.file_bytes(hostile.settings_texts(surrogates=True)))
-def test_settings_file(folder: Path, data: bytes) -> None:
-    check_settings_file(folder, data)
-
-
-@pytest.mark.slow
-@slow(300)
-@given(data=hostile.file_bytes(hostile.settings_texts(surrogates=True)))
-def test_settings_file_slow(folder: Path, data: bytes) -> None:
-    check_settings_file(folder, data)
+test_settings_file, test_settings_file_slow = fast_and_slow(
+    check_settings_file, 60, 300, data=hostile.file_bytes(hostile.settings_texts(surrogates=True))
+)
 
 
 # ---------------------------------------------------------------- golden data
@@ -296,17 +271,9 @@ def check_golden_file(folder: Path, data: bytes) -> None:
         path.unlink()
 
 
-@fast(100)
-@given(data=hostile.file_bytes(hostile.golden_texts(surrogates=True)))
-def test_golden_file(folder: Path, data: bytes) -> None:
-    check_golden_file(folder, data)
-
-
-@pytest.mark.slow
-@slow(1000)
-@given(data=hostile.file_bytes(hostile.golden_texts(surrogates=True)))
-def test_golden_file_slow(folder: Path, data: bytes) -> None:
-    check_golden_file(folder, data)
+test_golden_file, test_golden_file_slow = fast_and_slow(
+    check_golden_file, 100, 1000, data=hostile.file_bytes(hostile.golden_texts(surrogates=True))
+)
 
 
 @pytest.mark.parametrize("pad", ["\u00a0", "\u0085", "\u2028", "\u3000", "\x1c"])

@@ -23,7 +23,6 @@ from urllib.parse import quote
 import h11
 import httpx
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from core.adapters.local.serving import LocalServing
@@ -34,11 +33,10 @@ from tests.fuzz import hostile
 from tests.fuzz.support import (
     changed_outside,
     db_rows,
-    fast,
+    fast_and_slow,
     logged,
     one_line,
     ran,
-    slow,
     tree,
 )
 from tests.integration.test_gateway import endpoint, metric, models_dir, variant
@@ -261,33 +259,22 @@ def check_request(
     ran("gateway request", status == 200)
 
 
-@fast(60)
-@given(
+def request(
+    gateway: Gateway, path: str, body: bytes, headers: dict[str, str], chunked: bool, method: str
+) -> None:
+    check_request(gateway, path, body, headers, chunked, method)
+
+
+test_request, test_request_slow = fast_and_slow(
+    request,
+    60,
+    800,
     path=paths(),
     body=bodies(),
     headers=HEADERS,
     chunked=st.booleans(),
     method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]),
 )
-def test_request(
-    gateway: Gateway, path: str, body: bytes, headers: dict[str, str], chunked: bool, method: str
-) -> None:
-    check_request(gateway, path, body, headers, chunked, method)
-
-
-@pytest.mark.slow
-@slow(800)
-@given(
-    path=paths(),
-    body=bodies(),
-    headers=HEADERS,
-    chunked=st.booleans(),
-    method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]),
-)
-def test_request_slow(
-    gateway: Gateway, path: str, body: bytes, headers: dict[str, str], chunked: bool, method: str
-) -> None:
-    check_request(gateway, path, body, headers, chunked, method)
 
 
 # ---------------------------------------------------------------- what httpx will not send
@@ -342,8 +329,14 @@ def check_raw(g: Gateway, length: str, body: bytes, chunked: bool) -> None:
     ran("gateway raw request (Content-Length)", status == 200)
 
 
-@fast(15)
-@given(
+def content_length(gateway: Gateway, length: str, body: bytes, chunked: bool) -> None:
+    check_raw(gateway, length, body, chunked)
+
+
+test_content_length, test_content_length_slow = fast_and_slow(
+    content_length,
+    15,
+    150,
     length=st.one_of(
         st.sampled_from(["abc", "-1", "1e9", "99999999999999999999", "\xb2", "١٢", " 5", "0x10"]),
         st.integers(0, 10 * LIMIT).map(str),
@@ -351,22 +344,6 @@ def check_raw(g: Gateway, length: str, body: bytes, chunked: bool) -> None:
     body=bodies(),
     chunked=st.booleans(),
 )
-def test_content_length(gateway: Gateway, length: str, body: bytes, chunked: bool) -> None:
-    check_raw(gateway, length, body, chunked)
-
-
-@pytest.mark.slow
-@slow(150)
-@given(
-    length=st.one_of(
-        st.sampled_from(["abc", "-1", "1e9", "99999999999999999999", "\xb2", "١٢", " 5", "0x10"]),
-        st.integers(0, 10 * LIMIT).map(str),
-    ),
-    body=bodies(),
-    chunked=st.booleans(),
-)
-def test_content_length_slow(gateway: Gateway, length: str, body: bytes, chunked: bool) -> None:
-    check_raw(gateway, length, body, chunked)
 
 
 def test_a_valid_request_is_answered(gateway: Gateway) -> None:

@@ -25,7 +25,6 @@ from urllib.parse import parse_qs, urlencode
 
 import httpx
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from core.domain import Deployment
@@ -39,7 +38,7 @@ from tests.bot.harness import (
     make_template,
 )
 from tests.fuzz import hostile
-from tests.fuzz.support import changed_outside, fast, logged, one_line, ran, slow, tree
+from tests.fuzz.support import changed_outside, fast_and_slow, logged, one_line, ran, tree
 from tests.support.fake_slack import FakeSlack, action_body, command_body, signed_headers
 
 HELD = "held-endpoint"
@@ -247,35 +246,21 @@ def send(b: Bot, body: bytes, target: str) -> None:
     ran(target, bool(new) or after["deployments"] != before["deployments"])
 
 
-def check_command(b: Bot, text: str, user: str) -> None:
+def check_command(bot: Bot, text: str, user: str) -> None:
     body = command_body(text, user, "C0DEPLOY", "RESPONSE_URL", f"trigger-{time.monotonic_ns()}")
-    send(b, body, "slack /mmm command")
+    send(bot, body, "slack /mmm command")
 
 
-@fast(30)
-@given(text=command_texts(), user=USER_IDS)
-def test_command_text(bot: Bot, text: str, user: str) -> None:
-    check_command(bot, text, user)
-
-
-@pytest.mark.slow
-@slow(250)
-@given(text=command_texts(), user=USER_IDS)
-def test_command_text_slow(bot: Bot, text: str, user: str) -> None:
-    check_command(bot, text, user)
-
-
-@fast(30)
-@given(body=interaction_bodies())
-def test_interaction_payload(bot: Bot, body: bytes) -> None:
+def interaction_payload(bot: Bot, body: bytes) -> None:
     send(bot, body, "slack interaction payload")
 
 
-@pytest.mark.slow
-@slow(250)
-@given(body=interaction_bodies())
-def test_interaction_payload_slow(bot: Bot, body: bytes) -> None:
-    send(bot, body, "slack interaction payload")
+test_command_text, test_command_text_slow = fast_and_slow(
+    check_command, 30, 250, text=command_texts(), user=USER_IDS
+)
+test_interaction_payload, test_interaction_payload_slow = fast_and_slow(
+    interaction_payload, 30, 250, body=interaction_bodies()
+)
 
 
 def test_unsigned_or_stale_requests_get_401(bot: Bot) -> None:
