@@ -300,6 +300,10 @@ class GithubSettings(Strict):
 class SlackSettings(Strict):
     users: dict[str, str] = Field(default_factory=dict)  # Slack user id -> mmm identity
     channel: str | None = None
+    # The Slack workspace (its team id, T...) the bot answers: a request signed for the app
+    # but made from another workspace (the app installed in two, a shared channel's
+    # outside members) is refused. None: any.
+    team_id: str | None = Field(default=None, min_length=1, max_length=32)
 
 
 class Policy(Strict):

@@ -44,6 +44,7 @@ class Origin:
     channel: str | None
     response_url: str | None
     key: str
+    team: str | None = None  # the Slack workspace it was made from
 
 
 class Bot:
@@ -72,6 +73,16 @@ class Bot:
 
     def user(self, user_id: str) -> SlackUser:
         return slack_user(self.settings, user_id)
+
+    def foreign(self, origin: Origin) -> str | None:
+        """Why a request from `origin` is not answered (another Slack workspace than
+        `slack.team_id`); None when it is."""
+        ours = self.settings.team_id
+        if ours is None or origin.team == ours:
+            return None
+        return (
+            f"this mmm answers Slack workspace {ours} only, not {origin.team or 'an unnamed one'}"
+        )
 
     def service(self, user: SlackUser) -> SlackService:
         """The service acting as `user` (who must be mapped)."""

@@ -88,6 +88,14 @@ def _unmapped(bot: Bot, origin: Origin, verb: str, target: str) -> None:
     )
 
 
+def refuse_foreign(bot: Bot, origin: Origin, target: str) -> None:
+    """A request from another Slack workspace than `slack.team_id`: audited, answered with
+    why, nothing read or done."""
+    reason = bot.foreign(origin) or ""
+    bot.audit_refusal(origin, "request", target, reason)
+    bot.respond(origin, _reply(f"Refused: {reason}"))
+
+
 # ---------------------------------------------------------------- /mmm
 
 

@@ -35,6 +35,10 @@ def _listener(bot: Bot, click: Click) -> Callable[[Ack, dict[str, Any]], None]:
         ack()
         origin = origin_of(bot, body)
         actions = body.get("actions") or [{}]
+        if bot.foreign(origin):
+            target = str(actions[0].get("action_id", ""))
+            bot.later(lambda: tasks.refuse_foreign(bot, origin, target))
+            return
         try:
             value = blocks.button_value(str(actions[0].get("value", "")))
         except (ValueError, RecursionError):  # not JSON (or nested past what json reads)

@@ -18,4 +18,7 @@ def register(app: App, bot: Bot) -> None:
         ack()  # an empty 200: the answer follows through the response_url
         origin = origin_of(bot, body)
         text = str(body.get("text") or "")
+        if bot.foreign(origin):
+            bot.later(lambda: tasks.refuse_foreign(bot, origin, text.strip()))
+            return
         bot.later(lambda: tasks.run_command(bot, origin, text))

@@ -24,9 +24,12 @@ def origin_of(bot: Bot, body: dict[str, Any]) -> Origin:
     user_id = user.get("id") if isinstance(user, dict) else body.get("user_id")
     channel = body.get("channel")
     channel_id = channel.get("id") if isinstance(channel, dict) else body.get("channel_id")
+    team = body.get("team")
+    team_id = team.get("id") if isinstance(team, dict) else body.get("team_id")
     return Origin(
         user=bot.user(str(user_id or "")),
         channel=str(channel_id) if channel_id else None,
         response_url=body.get("response_url"),
         key=request_key(body),
+        team=str(team_id) if team_id else None,
     )

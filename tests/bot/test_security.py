@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
 from mmm_bot.blocks import APPROVE
-from tests.bot.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET, BotHarness
+from tests.bot.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET, BotHarness, copy_workspace
+from tests.support.fake_slack import FakeSlack
 
 
 def test_tokens_never_reach_logs_state_or_messages(
@@ -64,3 +66,31 @@ def test_the_ack_goes_out_before_the_work_and_the_message_waits_for_its_channel(
     [d] = harness.deployments()
     assert harness.wait_message(d.id, "Approve").channel == CHANNEL
     assert len(harness.slack.top_level()) == 1
+
+
+def test_a_request_from_another_slack_workspace_is_refused_and_audited(
+    template: Path, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """With `slack.team_id`, a request signed for the app but made from another workspace
+    (the fake sends T0FAKE) reads nothing and does nothing; it is told why."""
+    home = copy_workspace(template, tmp_path / "ws", slack={"team_id": "T0OURS"})
+    harness = BotHarness(home, slack)
+    try:
+        refusal = "Refused: this mmm answers Slack workspace T0OURS only, not T0FAKE"
+        for text in ("status", "deploy churn 1 --endpoint churn-scorer"):
+            response, name = harness.command(text, user="UALICE")
+            assert response.status_code == 200
+            assert harness.answer_text(name) == refusal
+        response, name = harness.click(APPROVE, json.dumps({"d": "dep-1"}), user="UBOB")
+        assert response.status_code == 200
+        assert harness.answer_text(name) == refusal
+        assert harness.deployments() == []
+        refused = [r for r in harness.svc.audit_log(None) if r.action == "request_refused"]
+        assert [(r.actor, r.target) for r in reversed(refused)] == [
+            ("alice", "status"),
+            ("alice", "deploy churn 1 --endpoint churn-scorer"),
+            ("bob", APPROVE),
+        ]
+        assert all(r.detail["reason"] == refusal.removeprefix("Refused: ") for r in refused)
+    finally:
+        harness.close()
