@@ -354,11 +354,14 @@ class Commands(Running):
                 gate=d.waiting_at,
             )
         except BadRequest:  # the gate asked for has passed, or someone else's change won
-            raise BadRequest(overtaken(self.get(d.id), str(gate))) from None
+            lost = overtaken(self.get(d.id), str(gate))
+            self.store.audit(self._audit("approve_refused", d.id, reason=lost))
+            raise BadRequest(lost) from None
 
     def abort(self, ref: str, reason: str | None = None) -> Deployment:
         """Stop deployment `ref` and have what it changed undone, in reverse. Refuses one that
-        has ended, and an actor the policy does not let abort it."""
+        has ended, and an actor the policy does not let abort it; the refusal of an abort
+        that lost a race is audited."""
         d = self.get(ref)
         if not d.active:
             raise BadRequest(not_abortable(d))
@@ -372,7 +375,9 @@ class Commands(Running):
                 reason=reason or "",
             )
         except BadRequest:  # someone else's abort, or the end, went first
-            raise BadRequest(not_abortable(self.get(d.id))) from None
+            lost = not_abortable(self.get(d.id))
+            self.store.audit(self._audit("abort_refused", d.id, reason=lost))
+            raise BadRequest(lost) from None
 
     # ------------------------------------------------------------ retire
 

@@ -258,6 +258,8 @@ def test_an_approval_that_lost_the_race_never_passes_the_next_gate(
     assert now.waiting_at == "between_steps"
     assert [(a.by, a.gate) for a in now.approvals] == [("carol", "before_rollout")]
     assert [r.actor for r in svc.audit_log(d.id) if r.action == "approve"] == ["carol"]
+    (lost,) = [r for r in svc.audit_log(d.id) if r.action == "approve_refused"]
+    assert (lost.actor, lost.detail["reason"]) == ("bob", message)
 
 
 @pytest.mark.anyio
