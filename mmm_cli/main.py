@@ -543,8 +543,15 @@ def up(c: Ctx, port: int, bot_port: int) -> None:
 def invoke(c: Ctx, endpoint: str, data: str, url: str, region: str | None) -> None:
     """Send one request to an endpoint; prints the response. With `serving: sagemaker` in the
     workspace, through the SageMaker runtime (boto3's credentials), else the local gateway."""
+    from core.names import InvalidName, check_endpoint, check_region
     from core.strict_json import strict_loads
 
+    try:  # a name no endpoint can have is refused here, not by the URL it would make
+        check_endpoint(endpoint)
+        if region is not None:
+            check_region(region)
+    except InvalidName as exc:
+        _fail(str(exc), 2)
     try:
         body = strict_loads(data, _not_a_number, out_of_range=_out_of_range)
     except json.JSONDecodeError as exc:

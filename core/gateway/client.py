@@ -30,6 +30,9 @@ def invoke(
     url = f"{base_url.rstrip('/')}{where}/endpoints/{quote(endpoint, safe='')}/invocations"
     try:
         response = httpx.post(url, json=as_body(data), timeout=timeout_s)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        shown = base_url if len(base_url) <= 80 else base_url[:80] + "..."
+        raise InvalidInput(f"--url {shown!r}: {exc}") from None
     except httpx.ConnectError:
         raise TransientError(
             f"{base_url}: no gateway answers there (start one with `mmm up`)"

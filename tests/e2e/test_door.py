@@ -44,6 +44,10 @@ def test_names_and_files_are_refused_at_the_door(ws: Workspace, tmp_path: Path) 
         ((*register[:1], "churn", *register[1:], "--golden",
           file("narrow.jsonl", '{"input": [1, 2], "output": 3}\n')),
          "narrow.jsonl line 1 does not fit the model"),
+        # found by fuzzing: a name too long for a URL escaped as httpx's InvalidURL
+        (("invoke", "a" * 65_496, "--data", "[1]", "--url", "http://127.0.0.1:9"),
+         "at most 63 characters"),
+        (("invoke", "dia", "--region", "../x", "--data", "[1]"), "region '../x'"),
     ]  # fmt: skip
     before = ws.snapshot()
     for args, message in cases:

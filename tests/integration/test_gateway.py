@@ -572,6 +572,9 @@ def test_invoke_sends_one_request_and_raises_port_errors(home: Path) -> None:
         closed_port = sock.getsockname()[1]
     with pytest.raises(TransientError, match="no gateway"):
         invoke(f"http://127.0.0.1:{closed_port}", "churn", x)
+    for bad_url in ("ftp://127.0.0.1", "http://[::1", "http://127.0.0.1/" + "a" * 70_000):
+        with pytest.raises(InvalidInput, match=r"^--url '[^\n]{,100}': "):
+            invoke(bad_url, "churn", x)
 
 
 def test_one_gateway_serves_each_region_under_its_own_route(home: Path) -> None:
