@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint typecheck unit bench clean
+.PHONY: demo test test-slow fuzz lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: lint typecheck
 # The crash matrix (a real worker SIGKILLed at every step boundary): longer than `make test`.
 test-slow: $(STAMP)
 	$(TEST_ENV) $(BIN)/pytest -q -m slow
+
+# New fuzz examples each run, ten times the slow counts (the suite's own are fixed).
+fuzz: $(STAMP)
+	MMM_FUZZ_EXPLORE=1 $(TEST_ENV) $(BIN)/pytest -q -m slow --timeout=3600 tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -6,6 +6,7 @@ Imports stay light at start-up (no model libraries, no Textual, no Slack) so
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
@@ -95,9 +96,16 @@ def handled(fn: F) -> F:
                 _fail(str(exc), 2)
             if isinstance(exc, WorkspaceError | PortError):
                 _fail(str(exc), 1)
+            if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+                # the path and the system's reason say it all; a path no file can have
+                # (a name too long, a file where a folder must be) is bad input
+                _fail(f"{exc.filename}: {exc.strerror}", 2 if exc.errno in _BAD_PATH else 1)
             _fail(f"{type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+_BAD_PATH = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP, errno.ENOENT, errno.EISDIR}
 
 
 def _login() -> str:

@@ -109,7 +109,9 @@ _DECODER = strict_decoder(_not_a_value)
 
 def _depth(brackets: bytes) -> int:
     steps = np.frombuffer(brackets, np.uint8)
-    return int(np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)).max())
+    # initial=0: a body whose brackets were all inside one string has none left here
+    opened = np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)
+    return int(np.cumsum(opened).max(initial=0))
 
 
 def _nested_too_deep(raw: bytes) -> bool:

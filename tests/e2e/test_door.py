@@ -48,6 +48,10 @@ def test_names_and_files_are_refused_at_the_door(ws: Workspace, tmp_path: Path) 
         (("invoke", "a" * 65_496, "--data", "[1]", "--url", "http://127.0.0.1:9"),
          "at most 63 characters"),
         (("invoke", "dia", "--region", "../x", "--data", "[1]"), "region '../x'"),
+        (("register", "churn", "--artifact", "a" * 1000, "--library", "sklearn"),
+         "File name too long"),
+        ((*register[:1], "churn", *register[1:], "--golden", artifact + "/x"), "/x: no such file"),
+        (("--home", "h" * 1000, "status"), "File name too long"),
     ]  # fmt: skip
     before = ws.snapshot()
     for args, message in cases:

@@ -281,7 +281,8 @@ def check_accepted(box: Sandbox, args: list[str], res: Result, before: dict[str,
     command = next((a for a in args if a in {"deploy", "register", "retire", "abort",
                                              "approve", "rollback"}), None)  # fmt: skip
     options = args[: args.index("--")] if "--" in args else args  # after it: arguments
-    if "--json" in options and "--help" not in options and res.out.strip():
+    helped = {"--help", "-h"} & set(options)  # help is text, whatever else was asked
+    if "--json" in options and not helped and res.out.strip():
         json.loads(res.out)  # exactly one JSON document
     after = workspace_state(box.home)
     if "--dry-run" in args or command is None:

@@ -234,7 +234,7 @@ def _expected_cases(text: str) -> list[GoldenCase]:
 def _standalone_reader(path: Path) -> list[tuple[int, Any]]:
     """How the self-contained golden test mmm writes for GitHub reads the file
     (core/codegen/templates/test_golden_standalone.py.j2)."""
-    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    lines = path.read_bytes().decode("utf-8-sig").split("\n")
     return [(n, json.loads(text)) for n, text in enumerate(lines, start=1) if text.strip()]
 
 

@@ -137,6 +137,9 @@ def test_the_depth_limit_counts_json_nesting_not_brackets_in_strings() -> None:
     assert len(parse_instances(batch)) == 200
     with pytest.raises(InvalidInput, match="deeper than"):
         parse_instances(('{"instances": [' + inside + "]}").encode())
+    # found by fuzzing: brackets only inside one string left nothing to count (a 500)
+    with pytest.raises(InvalidInput, match="must be a JSON object"):
+        parse_instances(json.dumps("[" * (MAX_JSON_DEPTH + 1)).encode())
 
 
 # ---------------------------------------------------------------- refused by the model
