@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.ports import InvalidInput, PortError
 from core.runtime.loaded_model import Predictor, describe_kind
-from core.strict_json import strict_loads
+from core.strict_json import JSON_SPACE, strict_loads
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -139,6 +139,10 @@ def _parse_case(text: str, line: int) -> GoldenCase:
         )
     except json.JSONDecodeError as exc:
         raise _BadLine(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts (4300)
+        raise _BadLine(f"not JSON mmm can read ({str(exc).split(';')[0]})") from None
+    except RecursionError:
+        raise _BadLine("JSON nested deeper than mmm reads") from None
     if not isinstance(data, dict):
         raise _BadLine(f'expected an object with "input" and "output", got {describe_kind(data)}')
     unknown = [k for k in data if k not in _KEYS]
@@ -158,7 +162,10 @@ def _parse_case(text: str, line: int) -> GoldenCase:
         raise _BadLine(f"input is {describe_kind(instance)}; expected a list or an object")
     if not instance:
         raise _BadLine("input is empty")
-    _check_output("output", expected)
+    try:
+        _check_output("output", expected)
+    except RecursionError:
+        raise _BadLine("output nested deeper than mmm reads") from None
     return GoldenCase(line=line, input=instance, output=expected)
 
 
@@ -181,7 +188,9 @@ def read_golden(path: Path) -> list[GoldenCase]:
     errors: list[tuple[int, str]] = []
     # Split on "\n" only: str.splitlines() would also break inside JSON strings at U+2028.
     for number, content in enumerate(text.split("\n"), start=1):
-        stripped = content.strip()
+        # JSON's own whitespace only: the golden test written for GitHub reads each line
+        # with json.loads, which refuses other padding (U+00A0, U+2028 ...)
+        stripped = content.strip(JSON_SPACE)
         if not stripped:
             continue
         try:

@@ -15,6 +15,7 @@ from core.layout import variant_name
 from core.ports import InvalidInput, Ports
 from core.spec import Replay, Shadow
 from core.steps.base import Done, NotYet, Outcome, Steps, since
+from core.strict_json import JSON_SPACE, strict_loads
 
 
 def shadow_variant(d: Deployment) -> str:
@@ -120,18 +121,33 @@ def replay_requests(d: Deployment, inputs: list[Any]) -> list[tuple[str, Any]]:
     return [(f"replay-{d.id}-{i}", instance) for i, instance in enumerate(inputs)]
 
 
+def _not_json_value(name: str) -> ValueError:
+    return ValueError(f"{name} is not a JSON value")
+
+
 def read_replay(path: Path) -> list[Any]:
     """Inputs for a replayed shadow test: JSON Lines of feature vectors or {"input": ...}."""
     if not path.is_file():
         raise InvalidInput(f"{path}: replay file not found")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        at = exc.object[: exc.start].count(b"\n") + 1
+        raise InvalidInput(f"{path}: line {at}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     inputs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
+    # Split on "\n" only: str.splitlines() would also break inside JSON strings at U+2028.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip(JSON_SPACE):
             continue
         try:
-            item = json.loads(line)
+            item = strict_loads(line, _not_json_value)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{path}: line {number}: not JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # NaN, 4300+ digits, nested too deep
+            reason = str(exc).split(";")[0]
+            raise InvalidInput(f"{path}: line {number}: not JSON mmm can send ({reason})") from None
         if isinstance(item, dict):
             if "input" not in item:
                 raise InvalidInput(

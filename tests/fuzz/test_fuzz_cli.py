@@ -482,13 +482,17 @@ def test_valid_settings_pass_the_same_check(sandbox: Sandbox) -> None:
     check_settings(sandbox, text.encode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replay file that is not UTF-8 makes read_replay (core/steps/shadow.py) raise "
-    "UnicodeDecodeError: exit 1 and 'run with --debug', not a one-line refusal with exit 2",
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe\x00[1, 2]\n", b"[1, NaN]\n", b"[" * 3000 + b"]" * 3000, b"[" + b"1" * 5000 + b"]"],
+    ids=["not UTF-8", "NaN", "nested 3,000 deep", "a 5,000-digit integer"],
 )
-def test_a_replay_file_that_is_not_utf8_is_refused_at_the_door(sandbox: Sandbox) -> None:
-    replay = sandbox.write(b"\xff\xfe\x00[1, 2]\n", ".jsonl")
+def test_a_replay_file_mmm_cannot_send_is_refused_at_the_door(
+    sandbox: Sandbox, content: bytes
+) -> None:
+    """Found by fuzzing: each escaped read_replay as an exception nobody planned for (exit 1,
+    'run with --debug') or was accepted (NaN, which no JSON request can carry)."""
+    replay = sandbox.write(content, ".jsonl")
     spec = f"endpoint: fresh\nstrategy: {{kind: shadow, traffic: {{replay: {replay}}}}}\n"
     deployment = sandbox.write(spec.encode(), ".yaml")
     try:
