@@ -19,11 +19,6 @@ PairsHook = Callable[[list[tuple[str, Any]]], Any]
 _INFINITY = float("inf")
 
 
-# JSON's whitespace, but "\n", which ends a line of JSON Lines (str.strip() would take
-# U+00A0, U+2028 and others too, which json.loads refuses)
-JSON_SPACE = " \t\r"
-
-
 def refuse_constant(error: ErrorFor) -> Callable[[str], NoReturn]:
     """A `parse_constant` hook that raises `error(name)` for NaN, Infinity and -Infinity."""
 

@@ -70,6 +70,10 @@ def one_line(text: str) -> str:
     )
 
 
+# an OSError on a path no file can have (a name too long, a file where a folder must be)
+_BAD_PATH = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP, errno.ENOENT, errno.EISDIR}
+
+
 def handled(fn: F) -> F:
     """Turn the core's errors into one line on stderr and the contract's exit codes."""
 
@@ -97,15 +101,11 @@ def handled(fn: F) -> F:
             if isinstance(exc, WorkspaceError | PortError):
                 _fail(str(exc), 1)
             if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-                # the path and the system's reason say it all; a path no file can have
-                # (a name too long, a file where a folder must be) is bad input
+                # the path and the system's reason say it all
                 _fail(f"{exc.filename}: {exc.strerror}", 2 if exc.errno in _BAD_PATH else 1)
             _fail(f"{type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
     return wrapper  # type: ignore[return-value]
-
-
-_BAD_PATH = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP, errno.ENOENT, errno.EISDIR}
 
 
 def _login() -> str:

@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from core.json_lines import json_lines
 from core.ports import InvalidInput, PortError
 from core.runtime.loaded_model import Predictor, describe_kind
-from core.strict_json import JSON_SPACE, strict_loads
+from core.strict_json import strict_loads
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -175,24 +176,9 @@ def read_golden(path: Path) -> list[GoldenCase]:
     Every line is checked, the first bad one is named (with a count of the
     others). A file with no case at all is an error too.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read golden data ({exc.strerror})") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidInput(f"{path}: line {line}: not UTF-8 text") from exc
     cases: list[GoldenCase] = []
     errors: list[tuple[int, str]] = []
-    # Split on "\n" only: str.splitlines() would also break inside JSON strings at U+2028.
-    for number, content in enumerate(text.split("\n"), start=1):
-        # JSON's own whitespace only: the golden test written for GitHub reads each line
-        # with json.loads, which refuses other padding (U+00A0, U+2028 ...)
-        stripped = content.strip(JSON_SPACE)
-        if not stripped:
-            continue
+    for number, stripped in json_lines(path, "cannot read golden data"):
         try:
             cases.append(_parse_case(stripped, number))
         except _BadLine as exc:

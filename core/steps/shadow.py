@@ -11,11 +11,12 @@ from typing import Any
 
 from core.domain import Command, Deployment
 from core.events import AnalysisDone
+from core.json_lines import json_lines
 from core.layout import variant_name
 from core.ports import InvalidInput, Ports
 from core.spec import Replay, Shadow
 from core.steps.base import Done, NotYet, Outcome, Steps, since
-from core.strict_json import JSON_SPACE, strict_loads
+from core.strict_json import strict_loads
 
 
 def shadow_variant(d: Deployment) -> str:
@@ -129,18 +130,8 @@ def read_replay(path: Path) -> list[Any]:
     """Inputs for a replayed shadow test: JSON Lines of feature vectors or {"input": ...}."""
     if not path.is_file():
         raise InvalidInput(f"{path}: replay file not found")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        at = exc.object[: exc.start].count(b"\n") + 1
-        raise InvalidInput(f"{path}: line {at}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     inputs = []
-    # Split on "\n" only: str.splitlines() would also break inside JSON strings at U+2028.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip(JSON_SPACE):
-            continue
+    for number, line in json_lines(path):
         try:
             item = strict_loads(line, _not_json_value)
         except json.JSONDecodeError as exc:
