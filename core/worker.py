@@ -282,7 +282,6 @@ class Worker:
             with self._beating():
                 self._serve(stop)
         finally:
-            self.store.forget_worker(self.name)
             log.info("worker %s stopped", self.name)
 
     def _serve(self, stop: threading.Event) -> None:
@@ -297,7 +296,9 @@ class Worker:
     def _beating(self) -> Iterator[None]:
         """Heartbeats from a thread of their own while the block runs: a command longer than
         the liveness window (checks, an in-flight endpoint update) must not make this worker
-        look dead, or a CLI that sees no live worker runs the queued work itself beside it."""
+        look dead, or a CLI that sees no live worker runs the queued work itself beside it.
+        When the block ends the worker is forgotten at once: a CLI that still saw it alive
+        would leave its deployment queued for a worker that is gone."""
         done = threading.Event()
 
         def beat() -> None:
@@ -315,6 +316,7 @@ class Worker:
         finally:
             done.set()
             thread.join()
+            self.store.forget_worker(self.name)
 
     def _idle(self) -> float:
         due = self.store.next_due()

@@ -197,6 +197,20 @@ def test_a_worker_in_a_long_command_still_looks_alive(
     assert not svc.store.live_workers(datetime.now().timestamp(), within_s=60)  # it left
 
 
+def test_a_worker_that_ran_once_is_gone_when_it_returns(
+    make_service: MakeService, model_files: Files
+) -> None:
+    """`mmm worker --once` then `mmm deploy`: the deploy must not see the finished worker as
+    alive and leave its deployment queued for nobody (it did, for five seconds)."""
+    registered(make_service, model_files)
+    svc = make_service()
+    svc.deploy("churn", "1", "churn-scorer")  # queued
+    assert svc.worker().run_once() == 1
+    assert not svc.worker_running()
+    d = svc.submit(svc.deploy("churn", "1", "churn-other"))
+    assert d.state is DeploymentState.SUCCEEDED
+
+
 def test_abort_while_a_command_is_in_flight_undoes_its_result_too(
     make_service: MakeService, model_files: Files
 ) -> None:
