@@ -313,7 +313,7 @@ class VariantFigures(BaseModel):
     requests: int
     request_rate: float  # requests per second over the window
     error_rate: float  # errors / requests; 0.0 without requests
-    p99_ms: float | None  # None without requests
+    p99_ms: float | None  # None without requests or without one whose time was measured
 
     @classmethod
     def counted(

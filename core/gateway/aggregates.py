@@ -83,12 +83,14 @@ class Cell:
     latency_sum_ms: float = 0.0
     buckets: dict[int, int] = field(default_factory=dict)
 
-    def add(self, ms: float, error: bool) -> None:
+    def add(self, ms: float | None, error: bool) -> None:
+        """One call; `ms` None: its time was not measured (the latencies are those that were)."""
         self.requests += 1
         self.errors += error
-        self.latency_sum_ms += ms
-        index = bucket_of(ms)
-        self.buckets[index] = self.buckets.get(index, 0) + 1
+        if ms is not None:
+            self.latency_sum_ms += ms
+            index = bucket_of(ms)
+            self.buckets[index] = self.buckets.get(index, 0) + 1
 
     def merge(self, other: Cell) -> None:
         self.requests += other.requests
@@ -146,7 +148,7 @@ class AggregateRecorder:
         self._pruned_at = 0.0
 
     def record(
-        self, region: str, endpoint: str, variant: str, role: str, ms: float, error: bool
+        self, region: str, endpoint: str, variant: str, role: str, ms: float | None, error: bool
     ) -> None:
         key = (region, endpoint, variant, role, int(self._clock()))
         with self._lock:

@@ -46,10 +46,13 @@ def to_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_ENCODE = json.JSONEncoder(default=to_json, separators=(",", ":")).encode  # one, not one a pair
+
+
 def encode_pair(pair: CapturedPair, region: str) -> bytes:
     doc = pair.model_dump(mode="python")
     doc["region"] = region
-    return (json.dumps(doc, default=to_json, separators=(",", ":")) + "\n").encode()
+    return (_ENCODE(doc) + "\n").encode()
 
 
 def _parts(folder: Path) -> list[tuple[int, Path]]:
@@ -98,11 +101,12 @@ class _Part:
         self.path = path
         self.lines = 0
 
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
+    def write(self, lines: list[bytes]) -> None:
+        """Whole lines in one `write` (a batch's pairs in one system call)."""
+        view = memoryview(b"".join(lines))
         while view:
             view = view[os.write(self.fd, view) :]
-        self.lines += 1
+        self.lines += len(lines)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -150,15 +154,19 @@ class CaptureWriter:
         with self._lock:
             if self._closed:
                 raise PortError(f"{self.root}: the capture writer is closed")
-            for line in lines:
+            while written < len(lines):
                 try:
-                    self._part(key).write(line)
-                    written += 1
+                    part = self._part(key)
+                    chunk = lines[written : written + self.max_lines - part.lines]
+                    part.write(chunk)
                 except OSError as exc:
+                    # the rest of these pairs count as lost; the next write claims a new part
                     log.error("capture of %s/%s failed: %s", *key, exc)
-                    part = self._open.pop(key, None)
-                    if part is not None:
-                        part.close()
+                    failed_part = self._open.pop(key, None)
+                    if failed_part is not None:
+                        failed_part.close()
+                    break
+                written += len(chunk)
         failed = len(pairs) - written
         if self._on_written is not None and written:
             self._on_written(region, endpoint, shadow_variant, written)

@@ -61,8 +61,9 @@ class GatewayMetrics:
         self._children: dict[tuple[str, str, str, str], tuple[Counter, Counter, Histogram]] = {}
 
     def observe(
-        self, region: str, endpoint: str, variant: str, role: str, ms: float, error: bool
+        self, region: str, endpoint: str, variant: str, role: str, ms: float | None, error: bool
     ) -> None:
+        """One call; `ms` None: answered within a batch, whose time is not one call's."""
         key = (region, endpoint, variant, role)
         children = self._children.get(key)
         if children is None:
@@ -75,7 +76,8 @@ class GatewayMetrics:
         requests.inc()
         if error:
             errors.inc()
-        latency.observe(ms / 1000)
+        if ms is not None:
+            latency.observe(ms / 1000)
         if self._recorder is not None:
             self._recorder.record(*key, ms, error)
 

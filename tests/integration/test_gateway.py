@@ -455,7 +455,9 @@ def test_a_slow_shadow_is_dropped_when_its_queue_is_full_never_waited_for(home: 
     for request_id, pair in pairs.items():
         i = int(request_id.removeprefix("req-"))
         assert pair.shadow == pytest.approx(slow_expected[i])
-        assert pair.shadow_ms is not None and pair.shadow_ms >= 300
+        # timed where asked alone (the first of each batch), and then truly
+        assert pair.shadow_ms is None or pair.shadow_ms >= 300
+    assert any(pair.shadow_ms is not None for pair in pairs.values())
 
 
 def test_sample_percent_mirrors_a_share_of_requests(home: Path) -> None:

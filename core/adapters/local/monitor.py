@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from core.gateway.aggregates import METRICS_DB, PRODUCTION, Window, read_window
+from core.gateway.aggregates import METRICS_DB, PRODUCTION, Window, quantile_ms, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
 from core.layout import alarm_name
 from core.ports import AlarmRef, AlarmState, NotFound, VariantFigures
@@ -137,6 +137,8 @@ class LocalMonitor:
             # Whole seconds, the current one included: it is still filling, so the rate
             # counts it as part of the window rather than as a second of its own.
             window = read_window(self.db, region, endpoint, variant, role, now - window_s)
+        # None, not 0, where no call's time was measured (a shadow's batched calls)
+        p99_ms = quantile_ms(window.buckets, 0.99)
         return VariantFigures.counted(
-            endpoint, region, variant, role, window_s, window.requests, window.errors, window.p99_ms
+            endpoint, region, variant, role, window_s, window.requests, window.errors, p99_ms
         )
