@@ -4,7 +4,11 @@ On a fresh embedded workspace (`mmm init`), in alternating rounds, each a new pr
 
 - mmm: `mmm --home WS status` through the installed `mmm` entry point (what a person types);
 - baseline: `python -c 'import click, pydantic, yaml, sqlite_utils'`, the libraries the
-  command cannot do without (its options, its records, its settings, its store).
+  command was built on (its options, its records, its settings, its store), the goal's
+  baseline;
+- imported: `python -c 'import click, pydantic, yaml, sqlite3'`, the libraries it imports
+  now that the store talks to SQLite itself (sqlite_utils imports numpy, 70 to 120 ms
+  that the goal's baseline holds and mmm status no longer spends): context, no goal.
 
 Both run with Python's bytecode cache on, as an installed mmm runs (kept in a temporary
 folder through PYTHONPYCACHEPREFIX, so nothing is written beside the sources, and filled
@@ -32,6 +36,7 @@ from bench.table import Ratio, at_most
 ROUNDS = 15
 GOAL = 1.5
 BASELINE = "import click, pydantic, yaml, sqlite_utils"
+IMPORTED = "import click, pydantic, yaml, sqlite3"
 SHOWN = 10
 IMPORT_RUNS = 3
 OURS = ("core", "mmm_cli", "mmm_tui", "mmm_bot")
@@ -112,7 +117,11 @@ def main() -> list[Ratio]:
         env = _env(home, Path(tmp) / "pycache")
         mmm = [str(entry_point()), "--home", str(home)]
         wall([*mmm, "init"], env)
-        cases = {"mmm status": [*mmm, "status"], "baseline": [sys.executable, "-c", BASELINE]}
+        cases = {
+            "mmm status": [*mmm, "status"],
+            "baseline": [sys.executable, "-c", BASELINE],
+            "imported": [sys.executable, "-c", IMPORTED],
+        }
         for cmd in [*cases.values(), *cases.values()]:
             wall(cmd, env)  # fill the bytecode cache, warm the page cache
         times: dict[str, list[float]] = {name: [] for name in cases}
@@ -123,7 +132,7 @@ def main() -> list[Ratio]:
         status = [str(entry_point()), "--home", str(home), "status"]
         runs = [imports(status, env) for _ in range(IMPORT_RUNS)]
         base = {m.name for m in imports(["-c", BASELINE], env)}
-    t_mmm, t_base = (statistics.median(times[n]) for n in cases)
+    t_mmm, t_base, t_imported = (statistics.median(times[n]) for n in cases)
     print(f"CLI start: {ROUNDS} alternating rounds, a new process each, fresh embedded workspace")
     for name in cases:
         values = times[name]
@@ -133,6 +142,7 @@ def main() -> list[Ratio]:
         )
     ratio = t_mmm / t_base
     print(f"  ratio mmm status / baseline x{ratio:.2f} (goal <= x{GOAL:g})")
+    print(f"  ratio mmm status / imported x{t_mmm / t_imported:.2f} (no goal)")
     own, ranked = heaviest(runs, base)
     print(
         f"  what mmm status imports beyond the baseline (-X importtime, median of {IMPORT_RUNS} "
@@ -140,7 +150,10 @@ def main() -> list[Ratio]:
     )
     for edge, ms in ranked[:SHOWN]:
         print(f"    {edge:<60} {ms:7.1f} ms")
-    return [Ratio("mmm status / python importing its libraries", t_mmm, t_base, "s", at_most(GOAL))]
+    return [
+        Ratio("mmm status / python importing its libraries", t_mmm, t_base, "s", at_most(GOAL)),
+        Ratio("mmm status / python importing what it imports now", t_mmm, t_imported, "s"),
+    ]
 
 
 if __name__ == "__main__":

@@ -4,14 +4,68 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from core.ports import PortError, TransientError
+
+Migration = Callable[[sqlite3.Connection], None]
+
+# Where applied migrations are recorded: the table, columns and index sqlite-utils'
+# `Migrations` uses, which made the files of workspaces before this module had its own.
+_RECORDS = (
+    "CREATE TABLE IF NOT EXISTS _sqlite_migrations (id INTEGER PRIMARY KEY, "
+    "migration_set TEXT, name TEXT, applied_at TEXT)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS idx__sqlite_migrations_migration_set_name "
+    "ON _sqlite_migrations (migration_set, name)",
+)
+
+
+class Migrations:
+    """A named, ordered set of schema changes, each applied once per file.
+
+    `@migrations()` registers a function taking the connection; `apply` runs those not
+    yet recorded, in order, recording each. The caller holds the write transaction, so a
+    failing migration leaves no change and no record.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._steps: list[tuple[str, Migration]] = []
+
+    def __call__(self) -> Callable[[Migration], Migration]:
+        def register(fn: Migration) -> Migration:
+            if any(name == fn.__name__ for name, _ in self._steps):
+                raise ValueError(f"migration {fn.__name__} is already in set {self.name}")
+            self._steps.append((fn.__name__, fn))
+            return fn
+
+        return register
+
+    def apply(self, db: sqlite3.Connection) -> None:
+        for statement in _RECORDS:
+            db.execute(statement)
+        rows = db.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (self.name,)
+        )
+        applied = {name for (name,) in rows}
+        for name, fn in self._steps:
+            if name not in applied:
+                fn(db)
+                db.execute(
+                    "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+                    "VALUES (?, ?, ?)",
+                    (self.name, name, str(datetime.now(UTC))),
+                )
+
+    def __iter__(self) -> Iterator[tuple[str, Migration]]:
+        return iter(self._steps)
+
+    def __repr__(self) -> str:
+        return f"<Migrations {self.name!r}: [{', '.join(name for name, _ in self._steps)}]>"
+
 
 # The schema version (SQLite's schema cookie) each file had right after this process brought it
 # up to date, per set of migrations: a connection opened later finds the same version and skips
@@ -21,7 +75,7 @@ _migrated: dict[tuple[str, tuple[str, ...]], int] = {}
 _migrated_lock = threading.Lock()
 
 
-def open_db(path: Path, *migrations: Migrations) -> sqlite_utils.Database:
+def open_db(path: Path, *migrations: Migrations) -> sqlite3.Connection:
     """Open (creating if needed) a WAL database usable from any thread, schema brought up to date.
 
     Migrations are applied once per process and file: later connections to a file this
@@ -31,10 +85,8 @@ def open_db(path: Path, *migrations: Migrations) -> sqlite_utils.Database:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        # No sqlite-utils plugins: looking for them reads every installed package's metadata.
-        db = sqlite_utils.Database(conn, execute_plugins=False)
-        db.enable_wal()
+        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=wal")
         if migrations:
             _bring_up_to_date(db, path, migrations)
     except sqlite3.OperationalError as exc:
@@ -45,7 +97,7 @@ def open_db(path: Path, *migrations: Migrations) -> sqlite_utils.Database:
 
 
 def _bring_up_to_date(
-    db: sqlite_utils.Database, path: Path, migrations: tuple[Migrations, ...]
+    db: sqlite3.Connection, path: Path, migrations: tuple[Migrations, ...]
 ) -> None:
     name = str(path)
     shared = name != ":memory:" and not name.startswith("file:")  # one memory DB per connection
@@ -65,21 +117,21 @@ def _bring_up_to_date(
             _migrated[key] = version
 
 
-def _schema_version(db: sqlite_utils.Database) -> int:
+def _schema_version(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA schema_version").fetchone()[0])
 
 
 @contextmanager
-def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """`BEGIN IMMEDIATE`: take the write lock before reading, so read-modify-write is atomic."""
-    db.conn.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN IMMEDIATE")
     try:
         yield db
     except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")
+    db.execute("COMMIT")
 
 
 @contextmanager

@@ -14,17 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from core.ports import PortError
-from core.sqlite_db import open_db, sqlite_errors, write_transaction
+from core.sqlite_db import Migrations, open_db, sqlite_errors, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +38,7 @@ migrations = Migrations("mmm-metrics")
 
 
 @migrations()
-def m001_samples(db: sqlite_utils.Database) -> None:
+def m001_samples(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE samples (region TEXT NOT NULL, endpoint TEXT NOT NULL, "
         "variant TEXT NOT NULL, role TEXT NOT NULL, second INTEGER NOT NULL, "
@@ -143,7 +141,7 @@ class AggregateRecorder:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
-        self._db: sqlite_utils.Database | None = None
+        self._db: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
         self._pruned_at = 0.0
 
@@ -200,8 +198,8 @@ class AggregateRecorder:
                 self._restore(cells)
                 raise
 
-    def _merge(self, db: sqlite_utils.Database, key: CellKey, cell: Cell) -> None:
-        row = db.conn.execute(
+    def _merge(self, db: sqlite3.Connection, key: CellKey, cell: Cell) -> None:
+        row = db.execute(
             "SELECT requests, errors, latency_sum_ms, buckets FROM samples WHERE region = ? "
             "AND endpoint = ? AND variant = ? AND role = ? AND second = ?",
             key,
@@ -210,7 +208,7 @@ class AggregateRecorder:
         if row is not None:
             total.merge(_cell(*row))
         total.merge(cell)
-        db.conn.execute(
+        db.execute(
             "INSERT OR REPLACE INTO samples (region, endpoint, variant, role, second, requests, "
             "errors, latency_sum_ms, buckets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*key, total.requests, total.errors, total.latency_sum_ms,
@@ -226,15 +224,15 @@ class AggregateRecorder:
                 else:
                     current.merge(cell)
 
-    def _prune(self, db: sqlite_utils.Database) -> None:
+    def _prune(self, db: sqlite3.Connection) -> None:
         now = self._clock()
         if now - self._pruned_at > 600:
-            db.conn.execute("DELETE FROM samples WHERE second < ?", (int(now - RETENTION_S),))
+            db.execute("DELETE FROM samples WHERE second < ?", (int(now - RETENTION_S),))
             self._pruned_at = now
 
 
 def read_window(
-    db: sqlite_utils.Database,
+    db: sqlite3.Connection,
     region: str,
     endpoint: str,
     variant: str,
@@ -252,7 +250,7 @@ def read_window(
         sql += " AND second < ?"
         args.append(until)
     total = Cell()
-    for requests, errors, latency_sum_ms, buckets in db.conn.execute(sql, args):
+    for requests, errors, latency_sum_ms, buckets in db.execute(sql, args):
         total.merge(
             Cell(
                 requests,

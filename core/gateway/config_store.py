@@ -7,16 +7,15 @@ reader in another process learns that something changed by reading one row.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import sqlite_utils
 from pydantic import ValidationError
-from sqlite_utils import Migrations
 
 from core.ports import EndpointConfig, InvalidInput, PortError
-from core.sqlite_db import open_db, sqlite_errors, write_transaction
+from core.sqlite_db import Migrations, open_db, sqlite_errors, write_transaction
 
 SERVING_DB = "serving.db"
 
@@ -27,7 +26,7 @@ migrations = Migrations("mmm-serving")
 
 
 @migrations()
-def m001_endpoints(db: sqlite_utils.Database) -> None:
+def m001_endpoints(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE endpoints (name TEXT NOT NULL, region TEXT NOT NULL, "
         "config TEXT NOT NULL, revision INTEGER NOT NULL, PRIMARY KEY (name, region))"
@@ -70,12 +69,12 @@ class EndpointTable:
     def revision(self) -> int:
         """A number that changes on every write; cheap enough to read on each request."""
         with self._lock, self._errors():
-            row = self._db.conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
         return int(row[0])
 
     def get(self, name: str, region: str) -> EndpointConfig | None:
         with self._lock, self._errors():
-            row = self._db.conn.execute(
+            row = self._db.execute(
                 "SELECT config FROM endpoints WHERE name = ? AND region = ?", (name, region)
             ).fetchone()
         return None if row is None else self._parse(row[0], name, region)
@@ -86,7 +85,7 @@ class EndpointTable:
     def snapshot(self) -> tuple[int, list[EndpointConfig]]:
         """The revision and every region's configs, read in one transaction (consistent)."""
         with self._lock, self._errors():
-            conn = self._db.conn
+            conn = self._db
             conn.execute("BEGIN")
             try:
                 rev = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
@@ -102,7 +101,7 @@ class EndpointTable:
         check_config(config)
         doc = config.model_dump_json()
         with self._lock, self._errors(), write_transaction(self._db) as db:
-            row = db.conn.execute(
+            row = db.execute(
                 "SELECT config FROM endpoints WHERE name = ? AND region = ?",
                 (config.name, config.region),
             ).fetchone()
@@ -110,7 +109,7 @@ class EndpointTable:
             if previous == config:
                 return previous
             revision = self._bump(db)
-            db.conn.execute(
+            db.execute(
                 "INSERT INTO endpoints (name, region, config, revision) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name, region) DO UPDATE SET config = excluded.config, "
                 "revision = excluded.revision",
@@ -120,7 +119,7 @@ class EndpointTable:
 
     def delete(self, name: str, region: str) -> bool:
         with self._lock, self._errors(), write_transaction(self._db) as db:
-            gone = db.conn.execute(
+            gone = db.execute(
                 "DELETE FROM endpoints WHERE name = ? AND region = ?", (name, region)
             ).rowcount
             if gone:
@@ -128,9 +127,9 @@ class EndpointTable:
         return bool(gone)
 
     @staticmethod
-    def _bump(db: sqlite_utils.Database) -> int:
-        db.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
-        row = db.conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+    def _bump(db: sqlite3.Connection) -> int:
+        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+        row = db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
         return int(row[0])
 
     def _parse(self, doc: str, name: str, region: str) -> EndpointConfig:

@@ -9,14 +9,13 @@ writers never both win.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 from core.domain import AuditRecord, Deployment, UsageSite
 from core.feed import FeedEntry, entry_between
@@ -47,7 +46,7 @@ class SqliteStore:
         self.db  # noqa: B018  (opens the file and brings its schema up to date)
 
     @property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> sqlite3.Connection:
         held: Held | None = getattr(self._local, "held", None)
         if held is None:
             db = open_db(self.path, migrations)
@@ -343,7 +342,7 @@ class SqliteStore:
         ]
         with self._write():
             self.db.execute("DELETE FROM usage_sites WHERE model = ?", [model])
-            self.db.conn.executemany(
+            self.db.executemany(
                 "INSERT INTO usage_sites (model, kind, location, region, version, "
                 "deployment_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
-
-import sqlite_utils
 
 
 class Connections:
@@ -18,11 +17,11 @@ class Connections:
     def __init__(self) -> None:
         # Reentrant: a finalizer may run (garbage collection) while this thread holds it.
         self._lock = threading.RLock()
-        self._open: dict[int, sqlite_utils.Database] = {}
+        self._open: dict[int, sqlite3.Connection] = {}
         self._next = 0
         self._pid = os.getpid()
 
-    def add(self, db: sqlite_utils.Database) -> int:
+    def add(self, db: sqlite3.Connection) -> int:
         with self._lock:
             self._next += 1
             self._open[self._next] = db
@@ -57,5 +56,5 @@ class Held:
 
     __slots__ = ("__weakref__", "db")
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
-
-import sqlite_utils
 
 from core.domain import Deployment
 from core.store import DeploymentQuery
@@ -50,10 +49,10 @@ _INSERT_DEPLOYMENT = (
 )
 
 
-def insert_deployments(db: sqlite_utils.Database, deployments: Iterable[Deployment]) -> None:
+def insert_deployments(db: sqlite3.Connection, deployments: Iterable[Deployment]) -> None:
     """Write the rows of new deployments, as they are (the caller holds the write transaction)."""
     rows = (deployment_row(d) for d in deployments)
-    db.conn.executemany(_INSERT_DEPLOYMENT, (tuple(r[c] for c in ROW_COLUMNS) for r in rows))
+    db.executemany(_INSERT_DEPLOYMENT, (tuple(r[c] for c in ROW_COLUMNS) for r in rows))
 
 
 # The order of a listing (DeploymentQuery): the deployments_* indexes of m005 give it as is.

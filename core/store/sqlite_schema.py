@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite_utils
-from sqlite_utils import Migrations
+import sqlite3
+
+from core.sqlite_db import Migrations
 
 migrations = Migrations("mmm-state")
 
 
 @migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
+def m001_initial(db: sqlite3.Connection) -> None:
     db.execute(
         """CREATE TABLE deployments (
             id TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, version INTEGER NOT NULL,
@@ -38,7 +39,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m002_shared_locks(db: sqlite_utils.Database) -> None:
+def m002_shared_locks(db: sqlite3.Connection) -> None:
     # A lock is held by several deployments at once in shared mode (two deployments of one
     # version), by one in exclusive mode (a deployment of an endpoint, a retirement).
     db.execute(
@@ -52,7 +53,7 @@ def m002_shared_locks(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m003_intents(db: sqlite_utils.Database) -> None:
+def m003_intents(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE intents (key TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, "
         "body TEXT NOT NULL)"
@@ -60,7 +61,7 @@ def m003_intents(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m004_feed(db: sqlite_utils.Database) -> None:
+def m004_feed(db: sqlite3.Connection) -> None:
     # AUTOINCREMENT: a seq is never reused, even after the newest entries are pruned.
     db.execute(
         "CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -74,7 +75,7 @@ def m004_feed(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m005_listing(db: sqlite_utils.Database) -> None:
+def m005_listing(db: sqlite3.Connection) -> None:
     # Pages of deployments (DeploymentQuery) in their order: active first, then newest first.
     # The listing index covers every column a filter reads, so a filter without an index of
     # its own (the text match) reads this index, never the records with their bodies.
@@ -90,7 +91,7 @@ def m005_listing(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m006_usage_index(db: sqlite_utils.Database) -> None:
+def m006_usage_index(db: sqlite3.Connection) -> None:
     # Where each model's versions are used. `version` is TEXT: the domain's type may change.
     db.execute(
         "CREATE TABLE usage_sites (id INTEGER PRIMARY KEY, model TEXT NOT NULL, "

@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlite_utils
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.adapters.local.serving import LocalServing
@@ -614,7 +614,7 @@ def test_one_gateway_serves_each_region_under_its_own_route(home: Path) -> None:
     assert metric(text, "mmm_requests_total", region=REGION, variant="churn-v1", **labels) == 2
     assert metric(text, "mmm_requests_total", region="eu-1", variant="churn-v2", **labels) == 1
     # the alarms' aggregates are kept per region too
-    db = sqlite_utils.Database(home / METRICS_DB)
+    db = sqlite3.connect(home / METRICS_DB)
     counts = {
         region: read_window(db, region, "churn", name, "production", 0).requests
         for region, name in ((REGION, "churn-v1"), ("eu-1", "churn-v2"))

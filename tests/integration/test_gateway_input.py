@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from typing import Any
 import httpx
 import joblib
 import pytest
-import sqlite_utils
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from core.adapters.local.serving import LocalServing
@@ -76,7 +76,7 @@ def a_row() -> list[str]:
 def aggregates(home: Path, name: str, variant_name: str) -> Window:
     """What the alarms read: the variant's production traffic in metrics.db (the gateway
     flushes it when it stops)."""
-    db = sqlite_utils.Database(home / METRICS_DB)
+    db = sqlite3.connect(home / METRICS_DB)
     try:
         return read_window(db, REGION, name, variant_name, "production", 0)
     finally:

@@ -6,12 +6,12 @@ long and closing the pool ends it, so the batch holds every job, on any machine.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.domain import Library
@@ -97,7 +97,7 @@ def test_a_batch_is_one_timed_call_and_one_call_for_the_rest(tmp_path: Path) -> 
     assert samples["mmm_requests_total"] == 3  # every request counted,
     assert samples["mmm_latency_seconds_count"] == 1  # only the timed one's latency
     window = read_window(
-        sqlite_utils.Database(home / METRICS_DB), REGION, "churn", "churn-v2", SHADOW, 0, 2**40
+        sqlite3.connect(home / METRICS_DB), REGION, "churn", "churn-v2", SHADOW, 0, 2**40
     )
     assert (window.requests, sum(window.buckets.values())) == (3, 1)
 

@@ -113,8 +113,7 @@ def test_refused_when_the_previous_version_is_retired_or_gone(
     assert retired.state is DeploymentState.SUCCEEDED
     refused(svc, "^cannot roll back churn-scorer to churn v1: it has been retired$")
     registry: Any = svc.ports.registry
-    with registry.db.conn:
-        registry.db.execute("DELETE FROM versions WHERE name = 'churn' AND version = 1")
+    registry.db.execute("DELETE FROM versions WHERE name = 'churn' AND version = 1")
     refused(svc, "^cannot roll back churn-scorer to churn v1: it is no longer in the registry$")
 
 

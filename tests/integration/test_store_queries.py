@@ -381,7 +381,7 @@ def test_a_threads_connection_closes_when_the_thread_ends(sqlite_store: SqliteSt
 
     def work() -> None:
         store.count(DeploymentQuery())
-        used.append(store.db.conn)
+        used.append(store.db)
         opened.set()
         go_on.wait()
 
@@ -429,7 +429,7 @@ def test_close_closes_the_connections_of_threads_still_running(sqlite_store: Sql
     go_on, opened = threading.Event(), threading.Event()
 
     def work() -> None:
-        used.append(store.db.conn)
+        used.append(store.db)
         opened.set()
         go_on.wait()
 

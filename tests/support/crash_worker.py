@@ -56,7 +56,6 @@ PRELOAD = (
     "github",
     "comet_ml",
     "requests",
-    "sqlite_utils",
     "core.store.sqlite",
     "s3transfer",
     "boto3.s3.transfer",

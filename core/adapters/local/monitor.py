@@ -7,20 +7,18 @@ Below `min_requests` there is no verdict: the alarm does not fire.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import sqlite_utils
-from sqlite_utils import Migrations
 
 from core.gateway.aggregates import METRICS_DB, PRODUCTION, Window, quantile_ms, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
 from core.layout import alarm_name
 from core.ports import AlarmRef, AlarmState, NotFound, VariantFigures
 from core.spec import Alarms
-from core.sqlite_db import open_db, sqlite_errors, write_transaction
+from core.sqlite_db import Migrations, open_db, sqlite_errors, write_transaction
 
 DEFAULT_WINDOW_S = 300.0
 ERROR_RATE = "error_rate"
@@ -30,7 +28,7 @@ migrations = Migrations("mmm-monitor")
 
 
 @migrations()
-def m001_alarms(db: sqlite_utils.Database) -> None:
+def m001_alarms(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE alarms (name TEXT NOT NULL, region TEXT NOT NULL, endpoint TEXT NOT NULL, "
         "variant TEXT NOT NULL, metric TEXT NOT NULL, threshold REAL NOT NULL, "
@@ -52,11 +50,11 @@ class LocalMonitor:
         self.path = home / METRICS_DB
         self._clock = clock
         self._default_window_s = default_window_s
-        self._db: sqlite_utils.Database | None = None
+        self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
     @property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> sqlite3.Connection:
         # Opened on first use: building the adapter touches no file.
         if self._db is None:
             self._db = open_db(self.path, metrics_migrations, migrations)
@@ -73,7 +71,7 @@ class LocalMonitor:
         names = [alarm_name(endpoint, variant, metric) for metric, _ in rules]
         with self._lock, sqlite_errors(self.path), write_transaction(self.db) as db:
             for name, (metric, threshold) in zip(names, rules, strict=True):
-                db.conn.execute(
+                db.execute(
                     "INSERT INTO alarms (name, region, endpoint, variant, metric, threshold, "
                     "min_requests) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, region) DO "
                     "UPDATE SET endpoint = excluded.endpoint, variant = excluded.variant, "
@@ -85,7 +83,7 @@ class LocalMonitor:
 
     def delete_alarms(self, names: list[str], region: str) -> None:
         with self._lock, sqlite_errors(self.path), write_transaction(self.db) as db:
-            db.conn.executemany(
+            db.executemany(
                 "DELETE FROM alarms WHERE name = ? AND region = ?", [(n, region) for n in names]
             )
 
@@ -97,7 +95,7 @@ class LocalMonitor:
         with self._lock, sqlite_errors(self.path):
             windows: dict[tuple[str, str], Window] = {}
             for name in names:
-                row = self.db.conn.execute(
+                row = self.db.execute(
                     "SELECT endpoint, variant, metric, threshold, min_requests FROM alarms "
                     "WHERE name = ? AND region = ?",
                     (name, region),
@@ -122,7 +120,7 @@ class LocalMonitor:
 
     def alarms(self, prefix: str = "") -> list[AlarmRef]:
         with self._lock, sqlite_errors(self.path):
-            rows = self.db.conn.execute(
+            rows = self.db.execute(
                 "SELECT DISTINCT region, name FROM alarms WHERE substr(name, 1, ?) = ? "
                 "ORDER BY region, name",
                 (len(prefix), prefix),

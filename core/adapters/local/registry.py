@@ -11,23 +11,21 @@ model only its serving container loads (a Hugging Face folder), a folder,
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 from pathlib import Path
-
-import sqlite_utils
-from sqlite_utils import Migrations
 
 from core.adapters.local.artifacts import copy_tree, sha256_file, sha256_tree
 from core.container_models import artifact_format, check_present
 from core.domain import Library, ModelVersion, VersionStatus, iso, utcnow
 from core.ports import InvalidInput, NotFound
-from core.sqlite_db import open_db, write_transaction
+from core.sqlite_db import Migrations, open_db, write_transaction
 
 migrations = Migrations("mmm-registry")
 
 
 @migrations()
-def m001_versions(db: sqlite_utils.Database) -> None:
+def m001_versions(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE versions (name TEXT NOT NULL, version INTEGER NOT NULL, "
         "body TEXT NOT NULL, PRIMARY KEY (name, version))"
@@ -51,9 +49,9 @@ class LocalRegistry:
         self._local = threading.local()
 
     @property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> sqlite3.Connection:
         # one connection per thread: the worker and the gateway share this adapter
-        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = open_db(self.root / "registry.db", migrations)
         return db
