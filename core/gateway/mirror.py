@@ -130,6 +130,10 @@ class MirrorPool:
     request cost the shadow a fraction of the CPU, and its work meets a few
     requests instead of every one.
 
+    A batch's other requests go to the shadow `rows_per_call` at a time: under heavy
+    traffic a batch may hold `max_batch`, and one call of them all would hold the
+    interpreter as long.
+
     With `idle` (set while no production request is being served), each call
     first waits for it, at most `idle_wait_s`: a shadow call started while a
     request is served would hold the interpreter the request needs. Under
@@ -147,7 +151,9 @@ class MirrorPool:
         max_batch: int = 64,
         idle: threading.Event | None = None,
         idle_wait_s: float = 0.02,
+        rows_per_call: int = 20,
     ) -> None:
+        self._rows_per_call = rows_per_call
         self._sink = sink
         self._metrics = metrics
         self._window_s = window_s
@@ -228,8 +234,9 @@ class MirrorPool:
                 # the first alone, timed: the shadow's latency; the rest in one call
                 first, rest = group[0], group[1:]
                 self._call([first], partial(run_mirror, first, self._sink, self._metrics))
-                if rest:
-                    self._call(rest, partial(run_mirror_batch, rest, self._sink, self._metrics))
+                for start in range(0, len(rest), self._rows_per_call):
+                    part = rest[start : start + self._rows_per_call]
+                    self._call(part, partial(run_mirror_batch, part, self._sink, self._metrics))
             if last:
                 return
 

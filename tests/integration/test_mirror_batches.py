@@ -183,3 +183,17 @@ def test_a_capture_that_cannot_be_written_counts_its_pairs_as_failed(tmp_path: P
     )  # fmt: skip
     assert writer.write(REGION, "churn", shadow.name, [pair, pair]) == 0
     assert failed == [2]
+
+
+def test_a_large_batch_goes_to_the_shadow_a_few_rows_per_call(tmp_path: Path) -> None:
+    home = tmp_path
+    model = Doubler()
+    shadow = loaded(model)
+    pool = MirrorPool(CaptureWriter(captures_root(home)), workers=1, window_s=600, rows_per_call=4)
+    for n in range(11):
+        assert pool.submit(job(n, shadow, [[float(n)]]))
+    assert pool.close(timeout_s=600) == 0
+    assert model.calls == [1, 4, 4, 2]
+    assert {k: p.shadow for k, p in captured(home).items()} == {
+        f"req-{n}": 2.0 * n for n in range(11)
+    }
