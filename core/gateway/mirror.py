@@ -1,7 +1,8 @@
 """Shadow mirroring: answer with the shadow too, pair the answers, capture the pairs.
 
-`run_mirror` is the one code path for a mirrored request, used by the
-gateway's worker threads for live traffic and by `LocalServing.replay`.
+`run_mirror` asks the shadow for one request, timed: the path of
+`LocalServing.replay` and of the first request of each batch of live traffic;
+`run_mirror_batch` asks it for the others of a batch in one call, untimed.
 `MirrorPool` keeps shadow work off the caller's path: a bounded queue and a
 few threads; when the queue is full the request is not mirrored (counted),
 so a slow shadow can neither grow memory nor slow production.
@@ -130,8 +131,8 @@ class MirrorPool:
     request cost the shadow a fraction of the CPU, and its work meets a few
     requests instead of every one.
 
-    A batch's other requests go to the shadow `rows_per_call` at a time: under heavy
-    traffic a batch may hold `max_batch`, and one call of them all would hold the
+    A batch's other requests go to the shadow `requests_per_call` at a time: under
+    heavy traffic a batch may hold `max_batch`, and one call of them all would hold the
     interpreter as long.
 
     With `idle` (set while no production request is being served), each call
@@ -151,15 +152,15 @@ class MirrorPool:
         max_batch: int = 64,
         idle: threading.Event | None = None,
         idle_wait_s: float = 0.02,
-        rows_per_call: int = 20,
+        requests_per_call: int = 20,
     ) -> None:
-        self._rows_per_call = rows_per_call
         self._sink = sink
         self._metrics = metrics
         self._window_s = window_s
         self._idle = idle
         self._idle_wait_s = idle_wait_s
         self._max_batch = max_batch
+        self._requests_per_call = requests_per_call
         self._queue: queue.Queue[MirrorJob | None] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
         self._threads = [
@@ -231,11 +232,11 @@ class MirrorPool:
                 else:
                     batch.append(job)
             for group in _by_shadow(batch):
-                # the first alone, timed: the shadow's latency; the rest in one call
+                # the first alone, timed: the shadow's latency; the rest in a few calls
                 first, rest = group[0], group[1:]
                 self._call([first], partial(run_mirror, first, self._sink, self._metrics))
-                for start in range(0, len(rest), self._rows_per_call):
-                    part = rest[start : start + self._rows_per_call]
+                for start in range(0, len(rest), self._requests_per_call):
+                    part = rest[start : start + self._requests_per_call]
                     self._call(part, partial(run_mirror_batch, part, self._sink, self._metrics))
             if last:
                 return

@@ -185,11 +185,13 @@ def test_a_capture_that_cannot_be_written_counts_its_pairs_as_failed(tmp_path: P
     assert failed == [2]
 
 
-def test_a_large_batch_goes_to_the_shadow_a_few_rows_per_call(tmp_path: Path) -> None:
+def test_a_large_batch_goes_to_the_shadow_a_few_requests_per_call(tmp_path: Path) -> None:
     home = tmp_path
     model = Doubler()
     shadow = loaded(model)
-    pool = MirrorPool(CaptureWriter(captures_root(home)), workers=1, window_s=600, rows_per_call=4)
+    pool = MirrorPool(
+        CaptureWriter(captures_root(home)), workers=1, window_s=600, requests_per_call=4
+    )
     for n in range(11):
         assert pool.submit(job(n, shadow, [[float(n)]]))
     assert pool.close(timeout_s=600) == 0
