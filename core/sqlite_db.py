@@ -86,7 +86,8 @@ def open_db(path: Path, *migrations: Migrations) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=wal")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # once per file
+            db.execute("PRAGMA journal_mode=wal")
         if migrations:
             _bring_up_to_date(db, path, migrations)
     except sqlite3.OperationalError as exc:
