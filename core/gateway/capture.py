@@ -3,7 +3,7 @@
 Layout: `<buckets>/captures/<endpoint>/<shadow variant>/part-00001.jsonl`, at
 most `max_lines` lines a part. Each writer claims fresh part files of its own
 (exclusive create), so processes capturing the same endpoint never share a
-file, and each line goes out in one unbuffered `write` before `write`
+file, and the lines of one call go out in one unbuffered `write` before `write`
 returns, so a stopped process loses no line it accepted.
 """
 
@@ -116,7 +116,7 @@ Written = Callable[[str, str, str, int], None]  # region, endpoint, shadow varia
 
 
 class CaptureWriter:
-    """Appends pairs from any thread, in the caller's thread: each line is one `write` call.
+    """Appends pairs from any thread, in the caller's thread: the lines of a call in one `write`.
 
     Callers are mirror workers and replays, never a caller's request, so the
     few microseconds of a file append are spent off the request path.
