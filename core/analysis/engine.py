@@ -400,7 +400,8 @@ def _operational(batch: Batch, spec: AnalysisSpec, alpha: float, plan: Plan) -> 
                extra={"production_ms": quantiles["production_p99"],
                       "shadow_ms": quantiles["shadow_p99"],
                       "allowed_ms": quantiles["allowed_p99"],
-                      "slack_ms": np.full(batch.runs, spec.latency_slack_ms)})
+                      "slack_ms": np.full(batch.runs, spec.latency_slack_ms),
+                      "timed": _arr(tail.count).astype(np.float64)})
     )  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = quantiles["shadow_p50"] / quantiles["production_p50"]

@@ -208,6 +208,11 @@ def _judgement(m: Metric) -> str:
     return text
 
 
+def _timed(count: float | None) -> str:
+    # the mirror times one shadow call a batch: these calls, not the pairs, size the test
+    return "" if count is None else f", over {count:,.0f} timed calls"
+
+
 def describe(m: Metric) -> str:
     """One plain-language line for a metric."""
     vals, prefix = m.values, (f"[{m.output}] " if m.output else "")
@@ -225,7 +230,7 @@ def describe(m: Metric) -> str:
             shadow, production = vals.get("shadow_ms"), vals.get("production_ms")
             parts.append(
                 f"{_f(shadow, '.2f')} ms vs {_f(production, '.2f')} ms, "
-                f"{_f(vals.get('allowed_ms'), '.2f')} ms allowed"
+                f"{_f(vals.get('allowed_ms'), '.2f')} ms allowed" + _timed(vals.get("timed"))
             )
         if m.interval and m.confidence:
             lo, hi = m.interval

@@ -219,7 +219,8 @@ CLOSE = {
                    "values": {"production": 0.0209, "shadow": 0.0234}, "outcome": "pass"},
     "latency_p99": {"statistic": 1.08889, "interval": [1.05353, 1.12312], "p_pass": 1.80602e-14,
                     "p_fail": 1.0, "values": {"production_ms": 40.5, "shadow_ms": 44.1,
-                                              "allowed_ms": 60.75, "slack_ms": 5.0},
+                                              "allowed_ms": 60.75, "slack_ms": 5.0,
+                                              "timed": 26_041},
                     "outcome": "pass"},
     "latency_p50": {"statistic": 1.1, "values": {"production_ms": 20.0, "shadow_ms": 22.0}},
 }  # fmt: skip
@@ -237,7 +238,8 @@ SHIFTED_LOOK_2 = {
                    "values": {"production": 0.0209, "shadow": 0.0234}, "outcome": "pass"},
     "latency_p99": {"statistic": 1.63457, "interval": [1.57282, 1.69773], "p_pass": 1.0,
                     "p_fail": 2.57872e-09, "values": {"production_ms": 40.5, "shadow_ms": 66.2,
-                                                      "allowed_ms": 60.75, "slack_ms": 5.0},
+                                                      "allowed_ms": 60.75, "slack_ms": 5.0,
+                                                      "timed": 26_041},
                     "outcome": "fail"},
     "latency_p50": {"statistic": 1.645, "values": {"production_ms": 20.0, "shadow_ms": 32.9}},
 }  # fmt: skip

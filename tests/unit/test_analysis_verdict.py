@@ -90,6 +90,18 @@ def test_a_slower_shadow_fails_on_latency() -> None:
     assert v.metric("latency_p99").statistic == pytest.approx(2.5)
 
 
+def test_the_latency_line_says_how_many_calls_were_timed() -> None:
+    # the mirror times one shadow call a batch: 1 in 20 here, and the test is that size
+    rng = np.random.default_rng(8)
+    p = rng.normal(size=4000)
+    ms = simulate.latencies(rng, 2, 4000)
+    shadow_ms = ms[1].copy()
+    shadow_ms[np.arange(4000) % 20 != 0] = np.nan
+    latency = analyze(PairedSample.from_arrays(p, p.copy(), ms[0], shadow_ms)).metric("latency_p99")
+    assert latency.values["timed"] == 200
+    assert "59.78 ms allowed, over 200 timed calls; too few values" in latency.detail
+
+
 def test_labels_pass_or_fail_on_agreement() -> None:
     rng = np.random.default_rng(8)
     names = np.array(["cat", "dog", "bird"])
