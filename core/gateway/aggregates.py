@@ -112,8 +112,9 @@ class Window:
         return self.errors / self.requests if self.requests else 0.0
 
     @property
-    def p99_ms(self) -> float:
-        return quantile_ms(self.buckets, 0.99) or 0.0
+    def p99_ms(self) -> float | None:
+        """None, not 0, where no call's time was measured (a shadow's batched calls)."""
+        return quantile_ms(self.buckets, 0.99)
 
 
 CellKey = tuple[str, str, str, str, int]  # region, endpoint, variant, role, second

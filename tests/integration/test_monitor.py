@@ -179,6 +179,8 @@ def test_live_figures_per_variant_and_role_over_the_last_window(home: Path) -> N
         recorder.record(REGION, "churn", "churn-v2", "production", 2.0, error=i % 10 == 0)
     for _ in range(10):
         recorder.record(REGION, "churn", "churn-v3", "shadow", 8.0, error=False)
+    for _ in range(5):  # a batch call's rows: counted, not timed
+        recorder.record(REGION, "churn", "churn-v4", "shadow", None, error=False)
     now[0] = 4000.5  # long before the window: left out
     recorder.record(REGION, "churn", "churn-v2", "production", 900.0, error=True)
     recorder.close()
@@ -189,6 +191,9 @@ def test_live_figures_per_variant_and_role_over_the_last_window(home: Path) -> N
     assert live.p99_ms is not None and 2.0 <= live.p99_ms <= 2.0 * 1.19  # one bucket at most
     shadow = monitor.figures("churn", REGION, "churn-v3", "shadow", window_s=20)
     assert (shadow.requests, shadow.error_rate) == (10, 0.0)
+    assert shadow.p99_ms is not None and 8.0 <= shadow.p99_ms <= 8.0 * 1.19
+    untimed = monitor.figures("churn", REGION, "churn-v4", "shadow", window_s=20)
+    assert (untimed.requests, untimed.p99_ms) == (5, None)  # no latency, not 0 ms
     idle = monitor.figures("churn", "eu-west-1", "churn-v2", "production", window_s=20)
     assert (idle.requests, idle.request_rate, idle.error_rate, idle.p99_ms) == (0, 0.0, 0.0, None)
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.gateway.aggregates import METRICS_DB, PRODUCTION, Window, quantile_ms, read_window
+from core.gateway.aggregates import METRICS_DB, PRODUCTION, Window, read_window
 from core.gateway.aggregates import migrations as metrics_migrations
 from core.layout import alarm_name
 from core.ports import AlarmRef, AlarmState, NotFound, VariantFigures
@@ -37,7 +37,9 @@ def m001_alarms(db: sqlite3.Connection) -> None:
 
 
 def measure(metric: str, window: Window) -> float:
-    return window.error_rate if metric == ERROR_RATE else window.p99_ms
+    if metric == ERROR_RATE:
+        return window.error_rate
+    return window.p99_ms or 0.0  # no call timed: none too slow
 
 
 class LocalMonitor:
@@ -135,8 +137,7 @@ class LocalMonitor:
             # Whole seconds, the current one included: it is still filling, so the rate
             # counts it as part of the window rather than as a second of its own.
             window = read_window(self.db, region, endpoint, variant, role, now - window_s)
-        # None, not 0, where no call's time was measured (a shadow's batched calls)
-        p99_ms = quantile_ms(window.buckets, 0.99)
         return VariantFigures.counted(
-            endpoint, region, variant, role, window_s, window.requests, window.errors, p99_ms
-        )
+            endpoint, region, variant, role, window_s, window.requests, window.errors,
+            window.p99_ms,
+        )  # fmt: skip
