@@ -19,14 +19,20 @@ starts with LEAD_IN requests that are not counted: the gateway batches shadow wo
 20 ms window, so the first requests of a block would see none of it and the last batch
 would run after the block; counted requests meet the mirror as steady traffic does.
 
-Reported: p50/p99 per path, and as ratios: the gateway's p50 over the bare app's (goal: at
-most 1.3x) and the mirror's cost on the caller's p50, mirrored over plain, on both kinds
-of connection (goal: under 5 %).
+Reported: p50/p99 per path (all rounds pooled), and as ratios: the gateway's p50 over the
+bare app's (goal: at most 1.3x) and the mirror's cost on the caller's p50, mirrored over
+plain, on both kinds of connection (goal: under 5 %). A ratio is the median of the
+rounds' own p50 ratios: the machine drifts between rounds (a few percent on the pooled p50s
+from one run to the next), and a round's two blocks, a few seconds apart, see the same
+machine. `twin`, an endpoint identical to `plain`, is the control: twin over plain measures
+what this estimate reads where there is no difference, printed with the interval of each
+mirror ratio over rounds (bootstrap, 95 %).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -48,7 +54,7 @@ from core.domain import Library
 from core.ports import EndpointConfig, ShadowConfig, Variant
 from core.runtime import load_model_cached
 
-ROUNDS = 20
+ROUNDS = 30
 BLOCK = 100
 LEAD_IN = 40  # uncounted requests opening each block: longer than the shadow batch window
 WARMUP = 300
@@ -166,7 +172,8 @@ def main() -> list[Ratio]:
         models = home / "buckets" / "production" / "ridge"
         v1, v2 = train(models, 1), train(models, 2)
         serving = LocalServing(home)
-        serving.apply(EndpointConfig(name="plain", region="local", variants=[variant("v1", v1)]))
+        for name in ("plain", "twin"):
+            serving.apply(EndpointConfig(name=name, region="local", variants=[variant("v1", v1)]))
         serving.apply(
             EndpointConfig(
                 name="mirrored", region="local", variants=[variant("v1", v1)],
@@ -195,30 +202,54 @@ def main() -> list[Ratio]:
                     "bare": call(f"{bare_url}/invocations"),
                     "bare, threaded": call(f"{bare_url}/threaded/invocations"),
                     "plain": call(f"{gateway}/plain/invocations"),
+                    "twin": call(f"{gateway}/twin/invocations"),
                     "mirrored": call(f"{gateway}/mirrored/invocations"),
                     "bare, new conn": call(f"{bare_url}/invocations", CLOSE),
                     "plain, new conn": call(f"{gateway}/plain/invocations", CLOSE),
+                    "twin, new conn": call(f"{gateway}/twin/invocations", CLOSE),
                     "mirrored, new conn": call(f"{gateway}/mirrored/invocations", CLOSE),
                 }
                 for fn in paths.values():
                     timed(fn, WARMUP)
-                samples: dict[str, list[float]] = {name: [] for name in paths}
+                blocks: dict[str, list[list[float]]] = {name: [] for name in paths}
                 order = list(paths)
                 for n in range(ROUNDS):
                     shift = n % len(order)  # no path always follows the same one
                     for name in order[shift:] + order[:shift]:
                         timed(paths[name], LEAD_IN)
-                        samples[name] += timed(paths[name], BLOCK)
+                        blocks[name].append(timed(paths[name], BLOCK))
                 time.sleep(0.5)  # the last shadow batch
                 mirrored = client.get(f"{url}/metrics").text
         finally:
             for p in (proc, bare):
                 p.terminate()
                 p.wait(30)
-    return report(samples, mirrored)
+    return report(blocks, mirrored)
 
 
-def report(samples: dict[str, list[float]], metrics: str) -> list[Ratio]:
+def per_round(blocks: dict[str, list[list[float]]], path: str, baseline: str) -> list[float]:
+    """Each round's p50 of `path` over its p50 of `baseline`."""
+    return [
+        statistics.median(a) / statistics.median(b)
+        for a, b in zip(blocks[path], blocks[baseline], strict=True)
+    ]
+
+
+def interval(ratios: list[float], draws: int = 2000) -> tuple[float, float]:
+    """A 95 % bootstrap interval of the median of `ratios` (resampling rounds)."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return medians[int(draws * 0.025)], medians[int(draws * 0.975) - 1]
+
+
+def report(blocks: dict[str, list[list[float]]], metrics: str) -> list[Ratio]:
+    samples = {name: [x for block in rounds for x in block] for name, rounds in blocks.items()}
+    paired = {
+        (path, base): statistics.median(per_round(blocks, path, base))
+        for suffix in ("", ", new conn")
+        for path, base in (("plain", "bare"), ("mirrored", "plain"), ("twin", "plain"))
+        for path, base in [(path + suffix, base + suffix)]
+    }
     p50 = {k: pct(v, 0.5) for k, v in samples.items()}
     p99 = {k: pct(v, 0.99) for k, v in samples.items()}
     mean = {k: statistics.fmean(v) for k, v in samples.items()}
@@ -226,7 +257,8 @@ def report(samples: dict[str, list[float]], metrics: str) -> list[Ratio]:
     print(
         f"gateway benchmark: {n} sequential requests per path, {ROUNDS} rotating rounds of "
         f"{BLOCK} (after {LEAD_IN} uncounted); 'new conn': Connection: close, a new TCP "
-        "connection per request"
+        "connection per request; ratios: the median of the rounds' p50 ratios (pooled: the "
+        "ratio of the p50s of all rounds together)"
     )
     print(f"{'path':<20}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for name in samples:
@@ -236,11 +268,10 @@ def report(samples: dict[str, list[float]], metrics: str) -> list[Ratio]:
         f"p99 {p99['plain'] - p99['in-process']:+.3f} ms"
     )
     for suffix in ("", ", new conn"):
-        ratio = p50["plain" + suffix] / p50["bare" + suffix]
+        p, b = "plain" + suffix, "bare" + suffix
         print(
-            f"gateway / bare Starlette{suffix}: p50 x{ratio:.3f} "
-            f"({p50['plain' + suffix] - p50['bare' + suffix]:+.3f} ms), "
-            f"p99 x{p99['plain' + suffix] / p99['bare' + suffix]:.3f}"
+            f"gateway / bare Starlette{suffix}: p50 x{paired[p, b]:.3f} (pooled "
+            f"x{p50[p] / p50[b]:.3f}, {p50[p] - p50[b]:+.3f} ms), p99 x{p99[p] / p99[b]:.3f}"
         )
     print(
         f"bare, model in the thread pool / on the event loop: p50 "
@@ -248,12 +279,13 @@ def report(samples: dict[str, list[float]], metrics: str) -> list[Ratio]:
         f"x{p50['plain'] / p50['bare, threaded']:.3f}"
     )
     for suffix in ("", ", new conn"):
-        m, p = "mirrored" + suffix, "plain" + suffix
-        r50 = p50[m] / p50[p]
+        m, p, t = "mirrored" + suffix, "plain" + suffix, "twin" + suffix
+        low, high = interval(per_round(blocks, m, p))
         print(
-            f"100% mirror on primary{suffix or ', keep-alive'}: p50 x{r50:.3f} "
-            f"({(r50 - 1) * 100:+.1f} %, goal < +5 %), p99 x{p99[m] / p99[p]:.3f}, "
-            f"mean x{mean[m] / mean[p]:.3f}"
+            f"100% mirror on primary{suffix or ', keep-alive'}: p50 {percent(paired[m, p])} "
+            f"(95 % interval {percent(low)} to {percent(high)}; goal < +5 %; pooled "
+            f"{percent(p50[m] / p50[p])}), p99 x{p99[m] / p99[p]:.3f}, "
+            f"mean x{mean[m] / mean[p]:.3f}; control, twin / plain: p50 {percent(paired[t, p])}"
         )
     counts = {
         name: sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
@@ -266,14 +298,19 @@ def report(samples: dict[str, list[float]], metrics: str) -> list[Ratio]:
     )
     return [
         Ratio("gateway p50 / bare Starlette p50, keep-alive", p50["plain"], p50["bare"], "ms",
-              at_most(GATEWAY_GOAL)),
+              at_most(GATEWAY_GOAL), paired["plain", "bare"]),
         Ratio("gateway p50 / bare Starlette p50, new connections", p50["plain, new conn"],
-              p50["bare, new conn"], "ms"),
+              p50["bare, new conn"], "ms", paired=paired["plain, new conn", "bare, new conn"]),
         Ratio("100% shadow mirror p50 / no mirror, keep-alive", p50["mirrored"], p50["plain"],
-              "ms", under(MIRROR_GOAL)),
+              "ms", under(MIRROR_GOAL), paired["mirrored", "plain"]),
         Ratio("100% shadow mirror p50 / no mirror, new connections",
-              p50["mirrored, new conn"], p50["plain, new conn"], "ms", under(MIRROR_GOAL)),
+              p50["mirrored, new conn"], p50["plain, new conn"], "ms", under(MIRROR_GOAL),
+              paired["mirrored, new conn", "plain, new conn"]),
     ]  # fmt: skip
+
+
+def percent(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f} %"
 
 
 if __name__ == "__main__":

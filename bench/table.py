@@ -3,7 +3,9 @@
 A `Ratio` is a figure measured beside its baseline in the same run (alternating rounds, so
 drift of the machine hits both alike): `ratio` is measured / baseline, and the goal bounds
 that ratio from above (`at_most`, `under`) or from below (`at_least`), or is absent when
-the row is context only.
+the row is context only. Where the two were measured in the same rounds, `paired` is the
+median of the rounds' own ratios: drift between rounds then cancels, where the ratio of the
+pooled figures carries it.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ class Ratio:
     baseline: float
     unit: str
     goal: Goal | None = None
+    paired: float | None = None  # the median of per-round ratios, when rounds pair them
 
     @property
     def ratio(self) -> float:
-        return self.value / self.baseline
+        return self.value / self.baseline if self.paired is None else self.paired
 
     @property
     def met(self) -> bool | None:
