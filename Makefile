@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core mmm_cli $(wildcard mmm_tui mmm_bot)
+	$(BIN)/mypy core mmm_cli $(wildcard mmm_tui mmm_bot) bench tests/support
 
 TEST_ENV := COMET_ERROR_TRACKING_ENABLE=false COMET_DISABLE_AUTO_LOGGING=1
 

@@ -211,11 +211,11 @@ async def _type_mmm(pilot: Any, app: MmmApp, typed: str = TYPED) -> list[float]:
         before = table._latest.number
         pressed = time.perf_counter()
         await pilot.press(key)
-        await _until(
-            pilot,
-            lambda b=before: table._latest.number > b and table._latest.number in table.painted_at,
-            "the filtered rows",
-        )
+
+        def filtered(before: int = before) -> bool:
+            return table._latest.number > before and table._latest.number in table.painted_at
+
+        await _until(pilot, filtered, "the filtered rows")
         times.append(table.painted_at[table._latest.number] - pressed)
     await pilot.press("escape")
     return times
@@ -236,7 +236,11 @@ async def time_plain(
             pressed = time.perf_counter()
             await pilot.press(key)
             wanted = app.table.round
-            await _until(pilot, lambda w=wanted: w in app.table.painted, "the filtered rows")
+
+            def painted(wanted: int = wanted) -> bool:
+                return wanted in app.table.painted
+
+            await _until(pilot, painted, "the filtered rows")
             times.append(app.table.painted[wanted] - pressed)
         out["filter keystroke"] = times
     return out

@@ -213,7 +213,7 @@ def _main(argv: Sequence[str]) -> None:
     import core.bootstrap
     from tests.support.worker_process import fake_ports
 
-    core.bootstrap.build_ports = lambda ws: fake_ports(ws.home)  # type: ignore[assignment]
+    core.bootstrap.build_ports = lambda ws: fake_ports(ws.home)
     log = os.environ.get(EXECUTIONS_ENV)
     if log:
         log_executions(Path(log)).__enter__()

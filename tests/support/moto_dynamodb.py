@@ -118,6 +118,6 @@ def install() -> None:
         return
     _installed = True
     backend = ddb_models.DynamoDBBackend
-    backend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    backend.transact_write_items = _transact_write_items  # type: ignore[method-assign,assignment]
     for name in _CALLS:
         setattr(backend, name, _isolated(getattr(backend, name)))
