@@ -17,6 +17,7 @@ class AuditScreen(TableView):
 
     title_text = "Audit"
     noun = "records"
+    noun_one = "record"
     empty = "nothing audited yet"
     columns: ClassVar[list[Column]] = AUDIT_COLUMNS
     reload_every_s = 1.0

@@ -51,6 +51,7 @@ class TableView(MmmScreen):
 
     title_text = ""
     noun = "rows"
+    noun_one = "row"  # the caption's "1 row"
     empty = "nothing here"
     columns: ClassVar[list[Column]] = []
     # At most one reload of a whole list per this many seconds (a busy feed would else
@@ -96,7 +97,7 @@ class TableView(MmmScreen):
         table = self.table
         text = Text(f" {self.title_text}", style="bold")
         if table.total is not None:
-            text.append(f"  {table.total:,} {self.noun}")
+            text.append(f"  {table.total:,} {self.noun_one if table.total == 1 else self.noun}")
         elif table.loaded:
             text.append(f"  {table.row_count:,}+ {self.noun}", style="")
         else:

@@ -23,6 +23,7 @@ class DeploymentsScreen(TableView):
         Binding("x", "abort", "Abort"),
     ]
     noun = "deployments"
+    noun_one = "deployment"
     columns: ClassVar[list[Column]] = DEPLOYMENT_COLUMNS
 
     def __init__(self, endpoint: str | None = None, model: str | None = None) -> None:

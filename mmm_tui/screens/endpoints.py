@@ -18,6 +18,7 @@ class EndpointsScreen(TableView):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("n", "deploy", "Deploy here")]
     title_text = "Endpoints"
     noun = "variants"
+    noun_one = "variant"
     empty = "no endpoints yet: they appear with the first deployment"
     columns: ClassVar[list[Column]] = ENDPOINT_COLUMNS
     reload_every_s = 1.0

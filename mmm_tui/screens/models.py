@@ -29,6 +29,7 @@ class ModelsScreen(TableView):
     ]
     title_text = "Models"
     noun = "model versions"
+    noun_one = "model version"
     empty = "no models registered: `mmm register MODEL --artifact PATH --library LIB`"
     columns: ClassVar[list[Column]] = MODEL_COLUMNS
     reload_every_s = 2.0

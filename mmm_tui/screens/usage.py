@@ -16,6 +16,7 @@ class UsageScreen(TableView):
     that made a site."""
 
     noun = "usage sites"
+    noun_one = "usage site"
     empty = "no usage sites recorded yet"
     columns: ClassVar[list[Column]] = USAGE_COLUMNS
     reload_every_s = 2.0

@@ -149,9 +149,14 @@ async def test_filter_matches_over_the_whole_store_as_you_type(make_app: MakeApp
         await wait_for(pilot, lambda: shown(app) == [WAITING_ID, "dep-250101-000002"], "fraud")
         assert table(app).total == 2
 
+        assert "2 deployments" in str(app.screen.query_one("#caption", Static).content)
+
         bar = app.screen.query_one(Input)
         bar.value = "state:failed"
         await wait_for(pilot, lambda: shown(app) == [FAILED_ID], "failed ones")
+        await wait_for(pilot, lambda: table(app).total == 1, "the count of one")
+        caption = str(app.screen.query_one("#caption", Static).content)
+        assert "1 deployment " in caption + " ", caption
         bar.value = "state:waiting model:churn"
         await wait_for(pilot, lambda: shown(app) == [SHADOW_ID], "waiting churn")
         bar.value = "no-such-thing"
