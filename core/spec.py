@@ -203,9 +203,12 @@ class DeploymentSpec(Strict):
         # Literal secrets would land in state, logs and generated code: only references pass.
         for key, value in v.items():
             if _SECRET_NAME.search(key) and not _ENV_REFERENCE.match(str(value)):
+                # The reference goes on as its text (nothing expands it): say so, since a
+                # model expecting the value would read the placeholder.
                 raise ValueError(
-                    f"{key} looks like a secret: write a reference such as ${{{key}}}, "
-                    "resolved from the environment where the model runs"
+                    f"{key} looks like a secret: write a reference such as ${{{key}}}, passed "
+                    "on as that text, not expanded (the model fetches the secret itself; "
+                    "see SECURITY.md, Known limits)"
                 )
         return v
 

@@ -66,7 +66,10 @@ def test_everything_is_optional() -> None:
         ({"autoscaling": {"min": 0, "max": 2}}, "f.yaml: autoscaling.min"),
         ({"regions": []}, "needs at least one region"),
         ({"endpoint": "Bad Name"}, "f.yaml: endpoint"),
-        ({"env": {"API_TOKEN": "abc"}}, "API_TOKEN looks like a secret"),
+        (
+            {"env": {"API_TOKEN": "abc"}},
+            "reference such as ${API_TOKEN}, passed on as that text, not",
+        ),
         ({"env": {"hfToken": "abc"}}, "hfToken looks like a secret"),
         ({"gates": ["whenever"]}, "f.yaml: gates.0"),
     ],
